@@ -1,0 +1,218 @@
+"""Loading landing files: exact quarantine reasons, idempotency, changed files, thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cdp.settings import Settings
+from cdp.warehouse import connect
+from ingestion import QuarantineThresholdExceeded, ingest_entity
+
+EVENTS = "analytics/events"
+GOOD_EVENT = {
+    "messageId": "m-1",
+    "type": "track",
+    "event": "product_viewed",
+    "anonymousId": "anon-1",
+    "timestamp": "2026-11-01T10:00:00Z",
+    "properties": {"category": "books", "price": 12.5},
+}
+
+
+def _write_jsonl_gz(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _event(**changes: object) -> str:
+    event = {**GOOD_EVENT, **changes}
+    return json.dumps({k: v for k, v in event.items() if v is not None})
+
+
+def _lenient(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, quarantine_max_share=1.0)
+
+
+def _quarantine(settings: Settings) -> list[tuple]:
+    with connect(settings, read_only=True) as con:
+        return con.execute(
+            "select _line_no, field, reason from quarantine.rows order by _source_file, _line_no"
+        ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ('{"messageId": "m-9", "type": ', None, "bad JSON: Expecting value at column 30"),
+        ("[1, 2]", None, "expected a JSON object, found list"),
+        (_event(messageId=None), "messageId", "missing required field 'messageId'"),
+        (
+            _event(timestamp="not-a-timestamp"),
+            "timestamp",
+            "field 'timestamp': 'not-a-timestamp' is not an ISO 8601 timestamp",
+        ),
+        (_event(anonymousId=None), None, "anonymousId or userId is required"),
+        (
+            _event(type="screen"),
+            "type",
+            "field 'type': 'screen' is not one of: track, identify, page",
+        ),
+        (_event(event=None), None, "track events need an event name"),
+        (
+            _event(properties=["a"]),
+            "properties",
+            "field 'properties': expected a JSON object, found list",
+        ),
+        (_event(userId={"id": 1}), "userId", "field 'userId': expected text, found dict"),
+    ],
+)
+def test_bad_event_is_quarantined_with_its_line_and_reason(settings, line, field, reason):
+    path = settings.landing_dir / EVENTS / "events.jsonl.gz"
+    _write_jsonl_gz(path, [_event(messageId="ok-1"), line, _event(messageId="ok-2")])
+
+    [result] = ingest_entity(_lenient(settings), EVENTS)
+
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    assert _quarantine(settings) == [(2, field, reason)]
+    with connect(settings, read_only=True) as con:
+        payload = con.execute("select payload from quarantine.rows").fetchone()[0]
+    assert payload == line
+
+
+def test_csv_problems_name_the_line_field_and_expectation(settings):
+    path = settings.landing_dir / "crm" / "orders" / "orders.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "order_id,crm_customer_id,ordered_at,total_amount,item_count,notes\n"
+        "O1,C1,2026-10-01T10:00:00Z,10.50,1,ok\n"
+        'O2,C1,2026-10-02T10:00:00Z,abc,1,"multi\nline note"\n'
+        "O3,C1,yesterday,3.00,1,x\n"
+        ",C1,2026-10-02T10:00:00Z,3.00,1,x\n"
+        "O5,C1,2026-10-02T10:00:00Z,3.00,two,x\n"
+        "O6,C1,2026-10-02\n"
+        "O7,C2,2026-10-03 08:00:00+02:00,7.25,,\n"
+    )
+
+    [result] = ingest_entity(_lenient(settings), "crm/orders")
+
+    assert _quarantine(settings) == [
+        (3, "total_amount", "field 'total_amount': 'abc' is not a number"),
+        (5, "ordered_at", "field 'ordered_at': 'yesterday' is not an ISO 8601 timestamp"),
+        (6, "order_id", "missing required field 'order_id'"),
+        (7, "item_count", "field 'item_count': 'two' is not an integer"),
+        (8, None, "expected 6 CSV columns (header), found 3"),
+    ]
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (7, 2, 5)
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "select order_id, ordered_at::varchar, total_amount::varchar, _extra, _line_no "
+            "from raw.crm_orders order by order_id"
+        ).fetchall()
+    assert rows == [
+        ("O1", "2026-10-01 10:00:00", "10.50", '{"notes": "ok"}', 2),
+        ("O7", "2026-10-03 06:00:00", "7.25", None, 9),
+    ]
+
+
+def test_reloading_the_same_file_adds_nothing(settings):
+    _write_jsonl_gz(
+        settings.landing_dir / EVENTS / "a.jsonl.gz",
+        [_event(messageId="m-1"), _event(messageId="m-2"), _event(messageId="m-1")],
+    )
+    [first] = ingest_entity(settings, EVENTS)
+    [again] = ingest_entity(settings, EVENTS)
+
+    assert (first.rows_loaded, first.rows_duplicate, first.skipped) == (2, 1, False)
+    assert again.skipped and again.batch_id == first.batch_id
+    with connect(settings, read_only=True) as con:
+        assert con.execute("select count(*) from raw.analytics_events").fetchone() == (2,)
+        assert con.execute("select count(*) from audit.load_batches").fetchone() == (1,)
+
+
+def test_events_are_deduplicated_on_message_id_across_files(settings):
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [_event(messageId="m-1")])
+    _write_jsonl_gz(
+        settings.landing_dir / EVENTS / "b.jsonl.gz",
+        [_event(messageId="m-1", timestamp="2026-11-02T00:00:00Z"), _event(messageId="m-2")],
+    )
+    a, b = ingest_entity(settings, EVENTS)
+    assert (a.rows_loaded, b.rows_loaded, b.rows_duplicate) == (1, 1, 1)
+
+
+def test_a_changed_file_is_a_new_batch_that_loads_only_new_rows(settings):
+    path = settings.landing_dir / "crm" / "customers" / "customers.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("crm_customer_id,email\nC1,a@x.com\nC2,b@x.com\n")
+    [first] = ingest_entity(settings, "crm/customers")
+    path.write_text("crm_customer_id,email\nC1,a@x.com\nC2,b-new@x.com\nC3,c@x.com\n")
+    [second] = ingest_entity(settings, "crm/customers")
+
+    assert second.batch_id != first.batch_id
+    assert (second.rows_read, second.rows_loaded, second.rows_duplicate) == (3, 2, 1)
+    with connect(settings, read_only=True) as con:
+        assert con.execute(
+            "select supersedes_batch_id from audit.load_batches where batch_id = ?",
+            [second.batch_id],
+        ).fetchone() == (first.batch_id,)
+        history = con.execute(
+            "select crm_customer_id, email from raw.crm_customers order by all"
+        ).fetchall()
+    assert history == [("C1", "a@x.com"), ("C2", "b-new@x.com"), ("C2", "b@x.com"), ("C3", "c@x.com")]
+
+
+def test_rows_read_equals_loaded_plus_duplicates_plus_quarantined(settings):
+    lines = [_event(messageId=f"m-{i % 7}") for i in range(20)] + ["oops", _event(type="x")]
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", lines)
+    ingest_entity(_lenient(settings), EVENTS)
+    with connect(settings, read_only=True) as con:
+        batch = con.execute(
+            "select rows_read, rows_loaded, rows_duplicate, rows_quarantined from audit.load_batches"
+        ).fetchone()
+        in_raw = con.execute("select count(*) from raw.analytics_events").fetchone()[0]
+        in_quarantine = con.execute("select count(*) from quarantine.rows").fetchone()[0]
+    assert batch == (22, 7, 13, 2)
+    assert (in_raw, in_quarantine) == (7, 2)
+
+
+def test_too_many_bad_rows_fail_the_load_and_write_nothing(settings):
+    _write_jsonl_gz(
+        settings.landing_dir / EVENTS / "a.jsonl.gz",
+        [_event(messageId="m-1"), "bad", "worse", _event(messageId="m-2")],
+    )
+    limited = dataclasses.replace(settings, quarantine_max_share=0.25)
+    with pytest.raises(QuarantineThresholdExceeded, match=r"a.jsonl.gz: 2 of 4 rows \(50.0%\)"):
+        ingest_entity(limited, EVENTS)
+    with connect(settings, read_only=True) as con:
+        for table in ("raw.analytics_events", "quarantine.rows", "audit.load_batches"):
+            assert con.execute(f"select count(*) from {table}").fetchone() == (0,), table
+
+
+def test_parquet_files_load_with_types(settings):
+    path = settings.landing_dir / "thirdparty" / "intent" / "intent.parquet"
+    path.parent.mkdir(parents=True)
+    table = pa.table(
+        {
+            "email": ["a@x.com", None],
+            "topic": ["laptops", "espresso"],
+            "intent_score": [71.5, 12.0],
+            "observed_at": ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"],
+        }
+    )
+    pq.write_table(table, path)
+    [result] = ingest_entity(_lenient(settings), "thirdparty/intent")
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    assert _quarantine(settings) == [(2, None, "email or company_domain is required")]
+
+
+def test_unknown_source_is_a_clear_error(settings):
+    with pytest.raises(ValueError, match="unknown source 'crm/contacts'; known sources: "):
+        ingest_entity(settings, "crm/contacts")
