@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from cdp import airflow_env
 from cdp.settings import Settings, load_settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Airflow reads its config once per process: give the session one private AIRFLOW_HOME."""
-    airflow_home = Path(tempfile.mkdtemp(prefix="cdp-test-airflow-"))
-    os.environ["AIRFLOW_HOME"] = str(airflow_home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+    """Airflow reads its config once per process: configure it for the session before import."""
+    session_home = Path(tempfile.mkdtemp(prefix="cdp-test-"))
+    airflow_env.configure(load_settings({"CDP_HOME": str(session_home)}))
 
 
 @pytest.fixture

@@ -166,7 +166,12 @@ def test_a_changed_file_is_a_new_batch_that_loads_only_new_rows(settings):
         history = con.execute(
             "select crm_customer_id, email from raw.crm_customers order by all"
         ).fetchall()
-    assert history == [("C1", "a@x.com"), ("C2", "b-new@x.com"), ("C2", "b@x.com"), ("C3", "c@x.com")]
+    assert history == [
+        ("C1", "a@x.com"),
+        ("C2", "b-new@x.com"),
+        ("C2", "b@x.com"),
+        ("C3", "c@x.com"),
+    ]
 
 
 def test_rows_read_equals_loaded_plus_duplicates_plus_quarantined(settings):
@@ -175,7 +180,8 @@ def test_rows_read_equals_loaded_plus_duplicates_plus_quarantined(settings):
     ingest_entity(_lenient(settings), EVENTS)
     with connect(settings, read_only=True) as con:
         batch = con.execute(
-            "select rows_read, rows_loaded, rows_duplicate, rows_quarantined from audit.load_batches"
+            "select rows_read, rows_loaded, rows_duplicate, rows_quarantined"
+            " from audit.load_batches"
         ).fetchone()
         in_raw = con.execute("select count(*) from raw.analytics_events").fetchone()[0]
         in_quarantine = con.execute("select count(*) from quarantine.rows").fetchone()[0]

@@ -1,0 +1,83 @@
+"""Segment engine: YAML definitions → validated rules → parameterized SQL → membership tables."""
+
+from cdp.segments.catalog import (
+    SegmentInfo,
+    SegmentMember,
+    UnknownSegmentError,
+    get_segment,
+    list_segments,
+    segment_members,
+)
+from cdp.segments.columns import (
+    DEFAULT_PROFILE_COLUMNS,
+    PROFILES_TABLE,
+    ProfilesTableMissingError,
+    profile_columns,
+)
+from cdp.segments.definitions import (
+    ConsentPurpose,
+    Refresh,
+    SegmentDefinition,
+    SegmentDefinitionError,
+    SegmentKind,
+    load_definition,
+    load_definitions,
+    parse_definition,
+)
+from cdp.segments.evaluate import (
+    SegmentResult,
+    SegmentRunOrderError,
+    compile_definitions,
+    ensure_segments_schema,
+    evaluate_segments,
+)
+from cdp.segments.rules import (
+    AllOf,
+    AnyOf,
+    CompiledQuery,
+    Condition,
+    Not,
+    Op,
+    Rule,
+    RuleError,
+    compile_rule,
+    compile_segment_query,
+    parse_rule,
+)
+
+__all__ = [
+    "DEFAULT_PROFILE_COLUMNS",
+    "PROFILES_TABLE",
+    "AllOf",
+    "AnyOf",
+    "CompiledQuery",
+    "Condition",
+    "ConsentPurpose",
+    "Not",
+    "Op",
+    "ProfilesTableMissingError",
+    "Refresh",
+    "Rule",
+    "RuleError",
+    "SegmentDefinition",
+    "SegmentDefinitionError",
+    "SegmentInfo",
+    "SegmentKind",
+    "SegmentMember",
+    "SegmentResult",
+    "SegmentRunOrderError",
+    "UnknownSegmentError",
+    "compile_definitions",
+    "compile_rule",
+    "compile_segment_query",
+    "ensure_segments_schema",
+    "evaluate_segments",
+    "get_segment",
+    "list_segments",
+    "load_definition",
+    "load_definitions",
+    "parse_definition",
+    "parse_rule",
+    "profile_columns",
+    "segment_members",
+]

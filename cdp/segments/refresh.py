@@ -1,0 +1,18 @@
+"""The pipeline step: evaluate the configured segment folder against the working warehouse."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cdp.segments.definitions import load_definitions
+from cdp.segments.evaluate import evaluate_segments
+from cdp.settings import Settings
+from cdp.warehouse import connect
+
+
+def refresh_segments(settings: Settings, run_id: str, as_of: datetime) -> dict[str, int]:
+    """Validate every definition in ``settings.segments_dir``, evaluate them, return sizes."""
+    with connect(settings) as con:
+        definitions = load_definitions(settings.segments_dir, con=con)
+        results = evaluate_segments(con, definitions, run_id, as_of)
+    return {result.segment: result.members for result in results if not result.removed}

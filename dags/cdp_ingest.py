@@ -1,0 +1,57 @@
+"""
+### MicroCDP — ingest
+
+Loads new files from `$CDP_HOME/landing/<source>/<entity>/` into the DuckDB warehouse:
+valid rows into `raw.*` (append-only, de-duplicated), invalid rows into `quarantine.rows` with
+the file, line and reason; every file's counts into `audit.load_batches`.
+
+One task per source, each in the `duckdb_writer` pool (one DuckDB writer at a time). A file is
+loaded once per content, so retries and backfills never duplicate rows. Each task updates the
+Asset of its raw table when it loaded a new file (a task with nothing new is *skipped* and
+emits no Asset event), which schedules **cdp_build**.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from cdp.assets import RAW_ASSETS, WRITER_POOL
+
+
+@dag(
+    dag_id="cdp_ingest",
+    schedule=timedelta(minutes=15),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["microcdp", "ingest"],
+    doc_md=__doc__,
+)
+def cdp_ingest():
+    for source, asset in RAW_ASSETS.items():
+
+        @task(task_id="load_" + source.replace("/", "_"), pool=WRITER_POOL, outlets=[asset])
+        def load(source_entity: str = source) -> dict[str, int]:
+            """Load every new landing file of one source."""
+            from cdp.settings import load_settings
+            from ingestion import ingest_entity
+
+            results = [r for r in ingest_entity(load_settings(), source_entity) if not r.skipped]
+            if not results:
+                raise AirflowSkipException(f"no new files for {source_entity}")
+            return {
+                "files": len(results),
+                "rows_read": sum(r.rows_read for r in results),
+                "rows_loaded": sum(r.rows_loaded for r in results),
+                "rows_quarantined": sum(r.rows_quarantined for r in results),
+            }
+
+        load()
+
+
+cdp_ingest()

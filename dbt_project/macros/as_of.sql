@@ -1,0 +1,13 @@
+{#
+    The reference timestamp of a build: the `as_of` var (the Airflow logical date).
+    Marts ignore everything observed after it and measure recency and windows relative to it.
+#}
+{% macro as_of_timestamp() -%}
+    cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+
+{#- Render a list var as a SQL list of string literals: ('a', 'b'). -#}
+{% macro sql_string_list(values) -%}
+    ({%- for value in values -%}'{{ value }}'{{ ", " if not loop.last }}{%- endfor -%})
+{%- endmacro %}

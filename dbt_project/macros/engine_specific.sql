@@ -1,0 +1,83 @@
+{#
+    Engine-specific SQL lives here, behind adapter.dispatch, so models stay portable.
+    Each macro has a `duckdb__` implementation; another adapter (e.g. Spark) adds its own
+    `<adapter>__` implementation. `default__` raises where no portable SQL exists.
+#}
+
+
+{#- A JSON field as text; `json_path` is a JSONPath such as '$.page.url'. -#}
+{% macro json_extract_text(json_column, json_path) -%}
+    {{ return(adapter.dispatch('json_extract_text', 'microcdp')(json_column, json_path)) }}
+{%- endmacro %}
+
+{% macro default__json_extract_text(json_column, json_path) -%}
+    {{ exceptions.raise_compiler_error("json_extract_text has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__json_extract_text(json_column, json_path) -%}
+    json_extract_string({{ json_column }}, '{{ json_path }}')
+{%- endmacro %}
+
+
+{#- Replace every match of a regular expression (DuckDB replaces only the first without 'g'). -#}
+{% macro regexp_replace_all(expression, pattern, replacement) -%}
+    {{ return(adapter.dispatch('regexp_replace_all', 'microcdp')(expression, pattern, replacement)) }}
+{%- endmacro %}
+
+{% macro default__regexp_replace_all(expression, pattern, replacement) -%}
+    regexp_replace({{ expression }}, '{{ pattern }}', '{{ replacement }}')
+{%- endmacro %}
+
+{% macro duckdb__regexp_replace_all(expression, pattern, replacement) -%}
+    regexp_replace({{ expression }}, '{{ pattern }}', '{{ replacement }}', 'g')
+{%- endmacro %}
+
+
+{#- Sorted list of the distinct non-null values of a column (an aggregate). -#}
+{% macro list_agg_distinct(column) -%}
+    {{ return(adapter.dispatch('list_agg_distinct', 'microcdp')(column)) }}
+{%- endmacro %}
+
+{% macro default__list_agg_distinct(column) -%}
+    {{ exceptions.raise_compiler_error("list_agg_distinct has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__list_agg_distinct(column) -%}
+    list(distinct {{ column }} order by {{ column }}) filter (where {{ column }} is not null)
+{%- endmacro %}
+
+
+{#-
+    The non-null value of `column` on the row with the smallest `order_column` (an aggregate).
+    Used for survivorship: order_column is a rank where 1 = most trusted record.
+-#}
+{% macro first_non_null_by(column, order_column) -%}
+    {{ return(adapter.dispatch('first_non_null_by', 'microcdp')(column, order_column)) }}
+{%- endmacro %}
+
+{% macro default__first_non_null_by(column, order_column) -%}
+    {{ exceptions.raise_compiler_error("first_non_null_by has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__first_non_null_by(column, order_column) -%}
+    arg_min({{ column }}, {{ order_column }}) filter (where {{ column }} is not null)
+{%- endmacro %}
+
+
+{#- A double-precision float type. -#}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'microcdp')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}
+    double
+{%- endmacro %}
+
+
+{#-
+    dbt.safe_cast renders a plain `cast` on dbt-duckdb, which raises on bad values;
+    try_cast returns null instead (see shared/PITFALLS.md).
+-#}
+{% macro duckdb__safe_cast(field, type) -%}
+    try_cast({{ field }} as {{ type }})
+{%- endmacro %}

@@ -1,0 +1,51 @@
+{#-
+    Orders up to as_of with their unified customer_id (the crm_customer_id's cluster).
+    is_completed marks the statuses that count as revenue (var completed_order_statuses).
+-#}
+
+with
+
+orders as (
+
+    select * from {{ ref('stg_crm__orders') }}
+    where ordered_at <= {{ as_of_timestamp() }}
+
+),
+
+crm_clusters as (
+
+    select
+        source_record_id as crm_customer_id,
+        customer_id
+
+    from {{ ref('stg_identity__clusters') }}
+    where id_type = 'crm_customer_id'
+
+),
+
+identified as (
+
+    select
+        orders.order_id,
+        crm_clusters.customer_id,
+        orders.crm_customer_id,
+        orders.status,
+        coalesce(
+            orders.status in {{ sql_string_list(var('completed_order_statuses')) }},
+            false
+        ) as is_completed,
+        orders.category,
+        orders.currency,
+        orders.item_count,
+        orders.total_amount,
+        orders.ordered_at,
+        orders.loaded_at
+
+    from orders
+
+    left join crm_clusters
+        on orders.crm_customer_id = crm_clusters.crm_customer_id
+
+)
+
+select * from identified

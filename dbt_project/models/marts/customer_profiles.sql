@@ -1,0 +1,271 @@
+{#-
+    The unified customer profile: one row per customer_id in identity.clusters, including
+    anonymous-only visitors. Every measure is as of var as_of (upstream models drop events,
+    orders, consent and intent observed after it; windows end at as_of).
+-#}
+
+{%- set as_of = as_of_timestamp() -%}
+{%- set since_7d = dbt.dateadd('day', -7, as_of) -%}
+{%- set since_30d = dbt.dateadd('day', -30, as_of) -%}
+{%- set since_90d = dbt.dateadd('day', -90, as_of) -%}
+
+with
+
+customers as (
+
+    select distinct customer_id
+    from {{ ref('stg_identity__clusters') }}
+
+),
+
+attributes as (
+
+    select * from {{ ref('int_customer_attributes_survived') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_identified') }}
+    where customer_id is not null
+
+),
+
+orders_summary as (
+
+    select * from {{ ref('int_customer_orders_summarized') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_events_identified') }}
+    where customer_id is not null
+
+),
+
+sessions as (
+
+    select * from {{ ref('int_sessions_sessionized') }}
+
+),
+
+consent as (
+
+    select * from {{ ref('int_consent_latest') }}
+
+),
+
+intent as (
+
+    select * from {{ ref('int_intent_latest') }}
+
+),
+
+events_summary as (
+
+    select
+        customer_id,
+        sum(case when occurred_at > {{ since_7d }} then 1 else 0 end) as events_7d,
+        sum(case when occurred_at > {{ since_30d }} then 1 else 0 end) as events_30d,
+        sum(case when occurred_at > {{ since_90d }} then 1 else 0 end) as events_90d,
+        sum(
+            case
+                when occurred_at > {{ since_30d }}
+                    and event_name in {{ sql_string_list(var('product_view_event_names')) }}
+                    then 1
+                else 0
+            end
+        ) as product_views_30d,
+        sum(
+            case
+                when occurred_at > {{ since_30d }}
+                    and event_name in {{ sql_string_list(var('cart_add_event_names')) }}
+                    then 1
+                else 0
+            end
+        ) as cart_adds_30d
+
+    from events
+
+    group by customer_id
+
+),
+
+sessions_summary as (
+
+    select
+        customer_id,
+        count(*) as sessions_30d,
+        avg(duration_seconds) as avg_session_seconds_30d
+
+    from sessions
+
+    where started_at > {{ since_30d }}
+
+    group by customer_id
+
+),
+
+consent_flags as (
+
+    select
+        customer_id,
+        max(case when purpose = 'email_marketing' and is_granted then 1 else 0 end) as email_marketing_granted,
+        max(case when purpose = 'personalization' and is_granted then 1 else 0 end) as personalization_granted,
+        max(case when purpose = 'advertising' and is_granted then 1 else 0 end) as advertising_granted
+
+    from consent
+
+    group by customer_id
+
+),
+
+touchpoints as (
+
+    select customer_id, occurred_at as seen_at from events
+    union all
+    select customer_id, ordered_at as seen_at from orders
+    union all
+    select customer_id, first_created_at as seen_at from attributes
+    where first_created_at <= {{ as_of }}
+
+),
+
+seen as (
+
+    select
+        customer_id,
+        min(seen_at) as first_seen_at,
+        max(seen_at) as last_seen_at
+
+    from touchpoints
+
+    group by customer_id
+
+),
+
+category_touches as (
+
+    -- interest in a category: any event carrying properties.category, and any order
+    select customer_id, category, occurred_at as touched_at from events
+    where category is not null
+    union all
+    select customer_id, category, ordered_at as touched_at from orders
+    where category is not null
+
+),
+
+category_ranked as (
+
+    select
+        customer_id,
+        category,
+        row_number() over (
+            partition by customer_id
+            order by count(*) desc, max(touched_at) desc, category
+        ) as category_rank
+
+    from category_touches
+
+    group by customer_id, category
+
+),
+
+intent_ranked as (
+
+    select
+        customer_id,
+        topic,
+        intent_score,
+        row_number() over (
+            partition by customer_id
+            order by intent_score desc, observed_at desc, topic
+        ) as intent_rank
+
+    from intent
+
+),
+
+joined as (
+
+    select
+        ----------  ids
+        customers.customer_id,
+        attributes.customer_id is not null as is_known,
+        attributes.crm_customer_ids,
+        attributes.emails,
+
+        ----------  survived CRM attributes
+        attributes.first_name,
+        attributes.last_name,
+        attributes.email,
+        attributes.phone,
+        attributes.date_of_birth,
+        attributes.city,
+        attributes.postcode,
+        attributes.state,
+        attributes.country,
+
+        ----------  consent (latest decision is 'granted')
+        coalesce(consent_flags.email_marketing_granted = 1, false) as has_consent_email_marketing,
+        coalesce(consent_flags.personalization_granted = 1, false) as has_consent_personalization,
+        coalesce(consent_flags.advertising_granted = 1, false) as has_consent_advertising,
+
+        ----------  orders and RFM
+        coalesce(orders_summary.order_count, 0) as order_count,
+        coalesce(orders_summary.total_order_amount, 0) as total_order_amount,
+        coalesce(orders_summary.lifetime_value, 0) as lifetime_value,
+        orders_summary.first_order_at,
+        orders_summary.last_order_at,
+        orders_summary.recency_days,
+        coalesce(orders_summary.frequency, 0) as frequency,
+        orders_summary.monetary,
+
+        ----------  engagement
+        seen.first_seen_at,
+        seen.last_seen_at,
+        coalesce(events_summary.events_7d, 0) as events_7d,
+        coalesce(events_summary.events_30d, 0) as events_30d,
+        coalesce(events_summary.events_90d, 0) as events_90d,
+        coalesce(sessions_summary.sessions_30d, 0) as sessions_30d,
+        sessions_summary.avg_session_seconds_30d,
+        coalesce(events_summary.product_views_30d, 0) as product_views_30d,
+        coalesce(events_summary.cart_adds_30d, 0) as cart_adds_30d,
+
+        ----------  interests
+        category_ranked.category as top_category,
+        intent_ranked.topic as top_intent_topic,
+        intent_ranked.intent_score as top_intent_score
+
+    from customers
+
+    left join attributes
+        on customers.customer_id = attributes.customer_id
+
+    left join orders_summary
+        on customers.customer_id = orders_summary.customer_id
+
+    left join events_summary
+        on customers.customer_id = events_summary.customer_id
+
+    left join sessions_summary
+        on customers.customer_id = sessions_summary.customer_id
+
+    left join consent_flags
+        on customers.customer_id = consent_flags.customer_id
+
+    left join seen
+        on customers.customer_id = seen.customer_id
+
+    left join category_ranked
+        on customers.customer_id = category_ranked.customer_id
+        and category_ranked.category_rank = 1
+
+    left join intent_ranked
+        on customers.customer_id = intent_ranked.customer_id
+        and intent_ranked.intent_rank = 1
+
+)
+
+select * from joined

@@ -1,0 +1,62 @@
+with
+
+source as (
+
+    select * from {{ source('analytics', 'events') }}
+
+),
+
+deduplicated as (
+
+    -- at-least-once delivery: keep the first arrival of each message_id
+    select
+        *,
+        row_number() over (
+            partition by message_id
+            order by _loaded_at, _line_no
+        ) as arrival_rank
+
+    from source
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        message_id,
+        {{ clean_text('anonymous_id') }} as anonymous_id,
+        {{ clean_text('user_id') }} as user_id,
+        {{ clean_text(json_extract_text('properties', '$.order_id')) }} as order_id,
+
+        ----------  text
+        lower(trim(type)) as event_type,
+        case lower(trim(type))
+            when 'track' then {{ snake_case('event') }}
+            when 'page' then 'page_viewed'
+            when 'screen' then 'screen_viewed'
+            else lower(trim(type))
+        end as event_name,
+        lower({{ clean_text(json_extract_text('properties', '$.category')) }}) as category,
+        {{ normalize_email(json_extract_text('traits', '$.email')) }} as email,
+        coalesce(
+            {{ clean_text(json_extract_text('context', '$.page.url')) }},
+            {{ clean_text(json_extract_text('properties', '$.url')) }}
+        ) as page_url,
+
+        ----------  numerics
+        {{ dbt.safe_cast(json_extract_text('properties', '$.price'), type_double()) }} as price,
+        {{ dbt.safe_cast(json_extract_text('properties', '$.revenue'), type_double()) }} as revenue,
+
+        ----------  timestamps
+        {{ adapter.quote('timestamp') }} as occurred_at,
+        _loaded_at as loaded_at
+
+    from deduplicated
+
+    where arrival_rank = 1
+
+)
+
+select * from renamed
