@@ -7,6 +7,7 @@ any ``airflow`` import in the process.
 from __future__ import annotations
 
 import os
+import warnings
 
 from cdp.settings import Settings
 
@@ -35,7 +36,12 @@ def configure(settings: Settings, verbose: bool = False) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(settings.dags_dir)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    os.environ.setdefault("CDP_TASK_RETRIES", "0")  # in-process runs fail fast
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    if not verbose:
+        os.environ.setdefault("DBT_QUIET", "true")  # dbt still writes its full log file
+        # Airflow 3.3 imports starlette's test client, which warns on every start.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 
 def migrate_metadata_db() -> None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import operator
-from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
 from cdp.assets import PROFILES_ASSET, RAW_ASSETS, SEGMENTS_ASSET, WRITER_POOL
+from cdp.dag_defaults import default_args
 
 
 @dag(
@@ -32,7 +32,7 @@ from cdp.assets import PROFILES_ASSET, RAW_ASSETS, SEGMENTS_ASSET, WRITER_POOL
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=1),
     tags=["microcdp", "build"],
     doc_md=__doc__,
 )

@@ -20,6 +20,7 @@ from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from cdp.assets import RAW_ASSETS, WRITER_POOL
+from cdp.dag_defaults import default_args
 
 
 @dag(
@@ -28,7 +29,7 @@ from cdp.assets import RAW_ASSETS, WRITER_POOL
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     tags=["microcdp", "ingest"],
     doc_md=__doc__,
 )

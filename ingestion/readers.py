@@ -109,7 +109,7 @@ def _read_jsonl(path: Path) -> Iterator[SourceRecord]:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield SourceRecord(
-                    line_no, text, None, f"bad JSON: {exc.msg} at column {exc.colno}"
+                    line_no, text, None, f"bad JSON: {exc.msg} (column {exc.colno})"
                 )
                 continue
             if not isinstance(value, dict):

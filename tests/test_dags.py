@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -13,11 +14,17 @@ from cdp.settings import REPO_ROOT
 
 @pytest.fixture(scope="module")
 def dagbag():
+    """The DAGs as a scheduler parses them (production retry defaults)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    in_process_retries = os.environ.pop("CDP_TASK_RETRIES", None)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    finally:
+        if in_process_retries is not None:
+            os.environ["CDP_TASK_RETRIES"] = in_process_retries
     bag.parse_warnings = [w for w in caught if "dags" in str(w.filename)]
     return bag
 
@@ -52,3 +59,12 @@ def test_build_runs_on_any_raw_asset_and_chains_identity_dbt_segments(dagbag):
     assert dbt.downstream_task_ids == {"refresh_segments"}
     assert all(t.pool == WRITER_POOL for t in (identity, dbt, segments))
     assert dag.doc_md and "dbt" in dag.doc_md
+
+
+def test_in_process_runs_can_turn_retries_off(monkeypatch):
+    from cdp.dag_defaults import default_args
+
+    monkeypatch.setenv("CDP_TASK_RETRIES", "0")
+    assert default_args(retries=2)["retries"] == 0
+    monkeypatch.delenv("CDP_TASK_RETRIES")
+    assert default_args(retries=2)["retries"] == 2

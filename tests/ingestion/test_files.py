@@ -52,7 +52,7 @@ def _quarantine(settings: Settings) -> list[tuple]:
 @pytest.mark.parametrize(
     ("line", "field", "reason"),
     [
-        ('{"messageId": "m-9", "type": ', None, "bad JSON: Expecting value at column 30"),
+        ('{"messageId": "m-9", "type": ', None, "bad JSON: Expecting value (column 30)"),
         ("[1, 2]", None, "expected a JSON object, found list"),
         (_event(messageId=None), "messageId", "missing required field 'messageId'"),
         (

@@ -213,25 +213,25 @@ joined as (
         coalesce(consent_flags.advertising_granted = 1, false) as has_consent_advertising,
 
         ----------  orders and RFM
-        coalesce(orders_summary.order_count, 0) as order_count,
+        cast(coalesce(orders_summary.order_count, 0) as {{ dbt.type_bigint() }}) as order_count,
         coalesce(orders_summary.total_order_amount, 0) as total_order_amount,
         coalesce(orders_summary.lifetime_value, 0) as lifetime_value,
         orders_summary.first_order_at,
         orders_summary.last_order_at,
         orders_summary.recency_days,
-        coalesce(orders_summary.frequency, 0) as frequency,
+        cast(coalesce(orders_summary.frequency, 0) as {{ dbt.type_bigint() }}) as frequency,
         orders_summary.monetary,
 
         ----------  engagement
         seen.first_seen_at,
         seen.last_seen_at,
-        coalesce(events_summary.events_7d, 0) as events_7d,
-        coalesce(events_summary.events_30d, 0) as events_30d,
-        coalesce(events_summary.events_90d, 0) as events_90d,
-        coalesce(sessions_summary.sessions_30d, 0) as sessions_30d,
+        cast(coalesce(events_summary.events_7d, 0) as {{ dbt.type_bigint() }}) as events_7d,
+        cast(coalesce(events_summary.events_30d, 0) as {{ dbt.type_bigint() }}) as events_30d,
+        cast(coalesce(events_summary.events_90d, 0) as {{ dbt.type_bigint() }}) as events_90d,
+        cast(coalesce(sessions_summary.sessions_30d, 0) as {{ dbt.type_bigint() }}) as sessions_30d,
         sessions_summary.avg_session_seconds_30d,
-        coalesce(events_summary.product_views_30d, 0) as product_views_30d,
-        coalesce(events_summary.cart_adds_30d, 0) as cart_adds_30d,
+        cast(coalesce(events_summary.product_views_30d, 0) as {{ dbt.type_bigint() }}) as product_views_30d,
+        cast(coalesce(events_summary.cart_adds_30d, 0) as {{ dbt.type_bigint() }}) as cart_adds_30d,
 
         ----------  interests
         category_ranked.category as top_category,
