@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from dataclasses import dataclass, field
 
 import duckdb
@@ -58,8 +61,17 @@ def collect_summary(settings: Settings) -> Summary:
     return summary
 
 
+def cdp_command() -> str:
+    """How the user invoked ``cdp`` (e.g. ``.venv/bin/cdp`` from ``make demo``), to echo back."""
+    invoked = sys.argv[0] if sys.argv and sys.argv[0] else "cdp"
+    if os.path.basename(invoked) != "cdp" or os.sep not in invoked:
+        return "cdp"
+    return shlex.quote(os.path.relpath(invoked))
+
+
 def format_summary(summary: Summary, settings: Settings, seconds: float | None = None) -> str:
     """Human-readable summary: what was loaded, who the customers are, where to look next."""
+    cdp = cdp_command()
     lines = ["", "MicroCDP run summary" + (f" ({seconds:.0f} s)" if seconds else ""), ""]
     lines.append(
         f"  {'source':<26}{'files':>6}{'read':>10}{'loaded':>10}{'dupes':>8}{'quarant.':>10}"
@@ -75,8 +87,8 @@ def format_summary(summary: Summary, settings: Settings, seconds: float | None =
         + (", ".join(f"{name} {size}" for name, size in summary.segments) or "none defined"),
         "",
         f"  warehouse:   {settings.warehouse_path}",
-        '  quarantine:  cdp sql "select _source_file, _line_no, reason from quarantine.rows"',
-        f'  profiles:    cdp sql "{PROFILES_QUERY}"',
+        f'  quarantine:  {cdp} sql "select _source_file, _line_no, reason from quarantine.rows"',
+        f'  profiles:    {cdp} sql "{PROFILES_QUERY}"',
         f"  Airflow UI:  make airflow   (metadata DB in {settings.airflow_home})",
         "",
     ]

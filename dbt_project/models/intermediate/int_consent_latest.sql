@@ -18,26 +18,16 @@ consent as (
 crm_clusters as (
 
     select
-        source_record_id as crm_customer_id,
+        crm_customer_id,
         customer_id
 
-    from {{ ref('stg_identity__clusters') }}
-    where id_type = 'crm_customer_id'
+    from {{ ref('int_crm_customers_identified') }}
 
 ),
 
 email_customers as (
 
-    select distinct
-        crm_customers.email,
-        crm_clusters.customer_id
-
-    from {{ ref('stg_crm__customers') }} as crm_customers
-
-    inner join crm_clusters
-        on crm_customers.crm_customer_id = crm_clusters.crm_customer_id
-
-    where crm_customers.email is not null
+    select * from {{ ref('int_customer_emails') }}
 
 ),
 

@@ -6,33 +6,9 @@
 
 with
 
-crm_customers as (
-
-    select * from {{ ref('stg_crm__customers') }}
-
-),
-
-crm_clusters as (
-
-    select
-        source_record_id as crm_customer_id,
-        customer_id
-
-    from {{ ref('stg_identity__clusters') }}
-    where id_type = 'crm_customer_id'
-
-),
-
 linked as (
 
-    select
-        crm_clusters.customer_id,
-        crm_customers.*
-
-    from crm_customers
-
-    inner join crm_clusters
-        on crm_customers.crm_customer_id = crm_clusters.crm_customer_id
+    select * from {{ ref('int_crm_customers_identified') }}
 
 ),
 

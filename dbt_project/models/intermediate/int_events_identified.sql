@@ -33,11 +33,10 @@ user_clusters as (
 crm_clusters as (
 
     select
-        source_record_id as crm_customer_id,
+        crm_customer_id,
         customer_id
 
-    from clusters
-    where id_type = 'crm_customer_id'
+    from {{ ref('int_crm_customers_identified') }}
 
 ),
 

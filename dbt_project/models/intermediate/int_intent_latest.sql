@@ -16,17 +16,7 @@ intent as (
 
 email_customers as (
 
-    select distinct
-        crm_customers.email,
-        clusters.customer_id
-
-    from {{ ref('stg_crm__customers') }} as crm_customers
-
-    inner join {{ ref('stg_identity__clusters') }} as clusters
-        on crm_customers.crm_customer_id = clusters.source_record_id
-        and clusters.id_type = 'crm_customer_id'
-
-    where crm_customers.email is not null
+    select * from {{ ref('int_customer_emails') }}
 
 ),
 

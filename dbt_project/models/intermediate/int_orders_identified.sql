@@ -15,11 +15,10 @@ orders as (
 crm_clusters as (
 
     select
-        source_record_id as crm_customer_id,
+        crm_customer_id,
         customer_id
 
-    from {{ ref('stg_identity__clusters') }}
-    where id_type = 'crm_customer_id'
+    from {{ ref('int_crm_customers_identified') }}
 
 ),
 
