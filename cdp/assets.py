@@ -17,5 +17,8 @@ def table_asset(table: str) -> Asset:
 
 
 RAW_ASSETS = {source: table_asset("raw." + source.replace("/", "_")) for source in CONTRACTS}
+#: Updated once per ingest run that loaded anything: what the build DAG is scheduled on
+#: (one build per ingest run, not one per raw table).
+RAW_LANDED = Asset(name="raw", uri="cdp://warehouse/raw", group="warehouse")
 PROFILES_ASSET = table_asset("marts.customer_profiles")
 SEGMENTS_ASSET = table_asset("segments.membership")

@@ -1,7 +1,7 @@
 """
 ### MicroCDP — build
 
-Runs whenever ingest loads new rows into any raw table:
+Runs once per ingest run that loaded new rows (the `raw` Asset):
 
 1. **resolve_identity** — links CRM records, analytics ids and identify traits into
    `identity.clusters` (one stable `customer_id` per person);
@@ -16,19 +16,16 @@ is the *as of* time for every window and recency.
 
 from __future__ import annotations
 
-import functools
-import operator
-
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from cdp.assets import PROFILES_ASSET, RAW_ASSETS, SEGMENTS_ASSET, WRITER_POOL
+from cdp.assets import PROFILES_ASSET, RAW_LANDED, SEGMENTS_ASSET, WRITER_POOL
 from cdp.dag_defaults import default_args
 
 
 @dag(
     dag_id="cdp_build",
-    schedule=functools.reduce(operator.or_, RAW_ASSETS.values()),  # any raw table changed
+    schedule=[RAW_LANDED],  # one event per ingest run that loaded new rows
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -6,9 +6,10 @@ valid rows into `raw.*` (append-only, de-duplicated), invalid rows into `quarant
 the file, line and reason; every file's counts into `audit.load_batches`.
 
 One task per source, each in the `duckdb_writer` pool (one DuckDB writer at a time). A file is
-loaded once per content, so retries and backfills never duplicate rows. Each task updates the
-Asset of its raw table when it loaded a new file (a task with nothing new is *skipped* and
-emits no Asset event), which schedules **cdp_build**.
+loaded once per content, so retries and backfills never duplicate rows. A source with no new
+file is *skipped*; one that loaded updates the Asset of its raw table. When at least one source
+loaded and none failed, **announce_new_raw_data** updates the `raw` Asset once, which starts
+one **cdp_build** run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from cdp.assets import RAW_ASSETS, WRITER_POOL
+from cdp.assets import RAW_ASSETS, RAW_LANDED, WRITER_POOL
 from cdp.dag_defaults import default_args
 
 
@@ -34,6 +35,7 @@ from cdp.dag_defaults import default_args
     doc_md=__doc__,
 )
 def cdp_ingest():
+    loads = []
     for source, asset in RAW_ASSETS.items():
 
         @task(task_id="load_" + source.replace("/", "_"), pool=WRITER_POOL, outlets=[asset])
@@ -52,7 +54,13 @@ def cdp_ingest():
                 "rows_quarantined": sum(r.rows_quarantined for r in results),
             }
 
-        load()
+        loads.append(load())
+
+    @task(outlets=[RAW_LANDED], trigger_rule="none_failed_min_one_success")
+    def announce_new_raw_data() -> None:
+        """Runs only when some source loaded new rows: one Asset event → one build."""
+
+    loads >> announce_new_raw_data()
 
 
 cdp_ingest()

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from cdp.assets import RAW_ASSETS, WRITER_POOL
+from cdp.assets import RAW_LANDED, WRITER_POOL
 from cdp.contracts import CONTRACTS
 from cdp.settings import REPO_ROOT
 
@@ -38,21 +38,27 @@ def test_every_dag_imports_without_errors_or_warnings(dagbag):
 
 def test_ingest_has_one_writer_task_per_source_each_updating_its_asset(dagbag):
     dag = dagbag.dags["cdp_ingest"]
-    assert {t.task_id for t in dag.tasks} == {
-        "load_" + source.replace("/", "_") for source in CONTRACTS
-    }
-    for task in dag.tasks:
+    loads = {"load_" + source.replace("/", "_") for source in CONTRACTS}
+    assert {t.task_id for t in dag.tasks} == loads | {"announce_new_raw_data"}
+    for task_id in loads:
+        task = dag.get_task(task_id)
         assert task.pool == WRITER_POOL
         assert task.retries >= 1
         [outlet] = task.outlets
-        assert outlet.name.startswith("raw.")
+        assert outlet.name == "raw." + task_id.removeprefix("load_")
 
 
-def test_build_runs_on_any_raw_asset_and_chains_identity_dbt_segments(dagbag):
+def test_ingest_announces_new_raw_data_once_and_only_if_something_loaded(dagbag):
+    announce = dagbag.dags["cdp_ingest"].get_task("announce_new_raw_data")
+    assert announce.trigger_rule == "none_failed_min_one_success"
+    assert announce.upstream_task_ids == {t for t in dagbag.dags["cdp_ingest"].task_ids
+                                          if t.startswith("load_")}  # fmt: skip
+    assert announce.outlets == [RAW_LANDED]
+
+
+def test_build_runs_once_per_ingest_that_loaded_and_chains_identity_dbt_segments(dagbag):
     dag = dagbag.dags["cdp_build"]
-    condition = dag.timetable.asset_condition
-    assert type(condition).__name__ == "AssetAny"
-    assert set(condition.objects) == set(RAW_ASSETS.values())
+    assert list(dag.timetable.asset_condition.objects) == [RAW_LANDED]
     identity, dbt, segments = (dag.get_task(t) for t in ("resolve_identity", "dbt_build",
                                                           "refresh_segments"))  # fmt: skip
     assert identity.downstream_task_ids == {"dbt_build"}

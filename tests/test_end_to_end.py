@@ -160,7 +160,7 @@ def test_a_second_run_on_the_same_landing_changes_nothing(platform):
     before = _query(settings, "select customer_id from marts.customer_profiles order by 1")
     raw_before = _query(settings, "select count(*) from raw.analytics_events")
     [ingest, build] = run_dags(settings, as_of=AS_OF)
-    assert set(ingest.task_states.values()) == {"skipped"}  # nothing new: no Asset events
+    assert set(ingest.task_states.values()) == {"skipped"}  # nothing new: no Asset event
     assert build.state == "success"
     assert _query(settings, "select customer_id from marts.customer_profiles order by 1") == before
     assert _query(settings, "select count(*) from raw.analytics_events") == raw_before

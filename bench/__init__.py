@@ -1,0 +1,1 @@
+"""Benchmarks: data generators at scale and per-stage timings; results in bench/RESULTS.md."""
