@@ -108,9 +108,7 @@ def _read_jsonl(path: Path) -> Iterator[SourceRecord]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield SourceRecord(
-                    line_no, text, None, f"bad JSON: {exc.msg} (column {exc.colno})"
-                )
+                yield SourceRecord(line_no, text, None, f"bad JSON: {exc.msg} (column {exc.colno})")
                 continue
             if not isinstance(value, dict):
                 kind = type(value).__name__
