@@ -6,7 +6,6 @@ The contract is data, so validation, loading and documentation are all driven by
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -27,8 +26,8 @@ class Contract:
 
     source_entity: str
     fields: tuple[Field, ...]
-    #: (description, predicate on the typed row) — a row failing a predicate is quarantined.
-    row_rules: tuple[tuple[str, Callable[[dict], bool]], ...] = ()
+    #: (description, SQL predicate over the typed columns) — a row failing one is quarantined.
+    row_rules: tuple[tuple[str, str], ...] = ()
     #: Column that identifies a record across loads (events: messageId); None = whole-row hash.
     dedup_column: str | None = None
     file_suffixes: tuple[str, ...] = field(
@@ -41,8 +40,8 @@ class Contract:
         return [f.column for f in self.fields]
 
 
-def _one_of(*columns: str) -> Callable[[dict], bool]:
-    return lambda row: any(row.get(c) not in (None, "") for c in columns)
+def _one_of(*columns: str) -> str:
+    return " or ".join(f'"{column}" is not null' for column in columns)
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -101,10 +100,7 @@ CONTRACTS: dict[str, Contract] = {
             ),
             row_rules=(
                 ("anonymousId or userId is required", _one_of("anonymous_id", "user_id")),
-                (
-                    "track events need an event name",
-                    lambda r: r["type"] != "track" or bool(r.get("event")),
-                ),
+                ("track events need an event name", "type <> 'track' or event is not null"),
             ),
             dedup_column="message_id",
         ),

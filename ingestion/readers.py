@@ -1,7 +1,8 @@
-"""Read landing files record by record, keeping the line number and the original text.
+"""Read landing files into batch rows: line number, original text, parsed record or parse error.
 
-Every reader yields ``SourceRecord``s: either a parsed ``record`` (field name → value) or a
-``parse_error`` explaining why the line could not be read. Nothing is skipped silently.
+JSON lines are only split here (validation happens in DuckDB); CSV rows are parsed with the
+csv module so quoted commas and newlines work and every row keeps its exact original text.
+Nothing is skipped silently: a line that cannot be read becomes a row with an ``error``.
 """
 
 from __future__ import annotations
@@ -11,49 +12,73 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-
-@dataclass(frozen=True)
-class SourceRecord:
-    """One input row: where it came from, its original text, and what was parsed from it."""
-
-    line_no: int
-    payload: str
-    record: dict | None
-    parse_error: str | None = None
+from ingestion.batch import BATCH_SCHEMA
 
 
 def file_format(path: Path) -> str:
     """Format of a landing file from its name: ``csv``, ``jsonl`` or ``parquet``."""
-    name = path.name.lower().removesuffix(".gz")
-    for suffix, kind in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
-        if name.endswith(suffix):
-            return kind
-    if name.endswith(".parquet") and not path.name.lower().endswith(".gz"):
+    name = path.name.lower()
+    plain = name.removesuffix(".gz")
+    if plain.endswith(".csv"):
+        return "csv"
+    if plain.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".parquet"):
         return "parquet"
     raise ValueError(f"{path}: unsupported file type (expected .csv, .jsonl, .ndjson, .parquet)")
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def read_records(path: Path) -> Iterator[SourceRecord]:
-    """Yield every record of a landing file, whatever its format."""
+def read_rows(path: Path) -> pa.Table:
+    """Every record of a landing file as batch rows (see ``ingestion.batch.BATCH_SCHEMA``)."""
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    yield from readers[file_format(path)](path)
+    return readers[file_format(path)](path)
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+
+
+def _split_lines(data: bytes) -> tuple[pa.Array, pa.Array]:
+    """Line numbers and lines (without line breaks) of a text buffer, without Python objects."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    if not data.endswith(b"\n") and data:
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate(([0], ends + 1)).astype(np.int64)
+    offsets[-1] = min(offsets[-1], len(data))
+    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pa.array(np.arange(1, len(ends) + 1), pa.int64()), lines
+
+
+def _read_jsonl(path: Path) -> pa.Table:
+    line_no, lines = _split_lines(_read_bytes(path))
+    error = pa.nulls(len(lines), pa.string())
+    try:
+        lines.validate(full=True)  # UTF-8 check
+    except pa.ArrowInvalid:  # keep undecodable lines, readable, with a reason
+        decoded = [
+            line.decode("utf-8", "replace") for line in lines.cast(pa.large_binary()).to_pylist()
+        ]
+        lines = pa.array(decoded, pa.large_string())
+        error = pa.array(["line is not valid UTF-8" if "\ufffd" in d else None for d in decoded])
+    # Lines keep their line break: JSON allows trailing white space, and the loader trims the
+    # payloads it quarantines (trimming every line here would cost a copy of the file).
+    text = lines.cast(pa.string())
+    table = pa.table([line_no, text, pa.nulls(len(text), pa.string()), error], schema=BATCH_SCHEMA)
+    return table.filter(pc.not_equal(pc.utf8_trim_whitespace(text), ""))
 
 
 class _LineRecorder:
     """Iterator over a text file that remembers the raw lines the csv module consumed."""
 
-    def __init__(self, lines: io.TextIOBase) -> None:
+    def __init__(self, lines: Iterator[str]) -> None:
         self._lines = lines
         self.consumed: list[str] = []
 
@@ -66,61 +91,56 @@ class _LineRecorder:
         return line
 
 
-def _read_csv(path: Path) -> Iterator[SourceRecord]:
-    with _open_text(path) as handle:
-        recorder = _LineRecorder(handle)
-        reader = csv.reader(recorder)
+def _csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, str, str | None, str | None]]:
+    recorder = _LineRecorder(handle)
+    reader = csv.reader(recorder)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return
+    recorder.consumed.clear()
+    line_no = 2  # the header is line 1
+    while True:
+        error = None
         try:
-            header = [name.strip() for name in next(reader)]
+            values = next(reader)
         except StopIteration:
             return
+        except csv.Error as exc:
+            values, error = None, f"unreadable CSV: {exc}"
+        payload = "".join(recorder.consumed).rstrip("\r\n")
+        start, line_no = line_no, line_no + len(recorder.consumed)
         recorder.consumed.clear()
-        line_no = 2  # the header is line 1
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                payload = "".join(recorder.consumed).rstrip("\r\n")
-                yield SourceRecord(line_no, payload, None, f"unreadable CSV: {exc}")
-                line_no += len(recorder.consumed)
-                recorder.consumed.clear()
-                continue
-            payload = "".join(recorder.consumed).rstrip("\r\n")
-            start, line_no = line_no, line_no + len(recorder.consumed)
-            recorder.consumed.clear()
-            if not values:  # blank line
-                continue
-            if len(values) != len(header):
-                error = f"expected {len(header)} CSV columns (header), found {len(values)}"
-                yield SourceRecord(start, payload, None, error)
-                continue
-            yield SourceRecord(start, payload, dict(zip(header, values, strict=True)))
+        if values == []:  # blank line
+            continue
+        if values is not None and len(values) != len(header):
+            error = f"expected {len(header)} CSV columns (header), found {len(values)}"
+        if error:
+            yield start, payload, None, error
+            continue
+        record = {k: v for k, v in zip(header, values, strict=True) if v.strip()}
+        yield start, payload, json.dumps(record, ensure_ascii=False), None
 
 
-def _read_jsonl(path: Path) -> Iterator[SourceRecord]:
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield SourceRecord(line_no, text, None, f"bad JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(value, dict):
-                kind = type(value).__name__
-                yield SourceRecord(line_no, text, None, f"expected a JSON object, found {kind}")
-                continue
-            yield SourceRecord(line_no, text, value)
+def _read_csv(path: Path) -> pa.Table:
+    data = _read_bytes(path).decode("utf-8", "replace")
+    rows = list(_csv_rows(io.StringIO(data, newline="")))
+    return (
+        pa.table([pa.array(column) for column in zip(*rows, strict=True)], schema=BATCH_SCHEMA)
+        if rows
+        else BATCH_SCHEMA.empty_table()
+    )
 
 
-def _read_parquet(path: Path) -> Iterator[SourceRecord]:
-    parquet = pq.ParquetFile(path)
-    row_no = 0
-    for batch in parquet.iter_batches(batch_size=65_536):
-        for row in batch.to_pylist():
-            row_no += 1
-            yield SourceRecord(row_no, json.dumps(row, default=str), row)
+def _read_parquet(path: Path) -> pa.Table:
+    records = pq.read_table(path).to_pylist()
+    texts = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
+    return pa.table(
+        {
+            "line_no": range(1, len(texts) + 1),
+            "payload": texts,
+            "record": [None] * len(texts),
+            "error": [None] * len(texts),
+        },
+        schema=BATCH_SCHEMA,
+    )

@@ -1,0 +1,190 @@
+"""Validation compiled to one vectorized DuckDB query, generated from the landing contract.
+
+Input: a relation ``_incoming(line_no, payload, record, error)`` — one row per input record;
+``record`` is the record as a JSON object (NULL: ``payload`` itself is the JSON record) and
+``error`` a reader's parse error. Output: one row per input row with every contract column
+typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_field`` /
+``_reason`` saying why the row cannot be loaded (NULL when it can).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdp.contracts import Contract, Field
+
+#: Placeholder reason for records that are not a JSON object; the loader words it precisely.
+NOT_A_JSON_OBJECT = "__not_a_json_object__"
+
+_NUMBER_TYPES = "('UBIGINT', 'BIGINT', 'DOUBLE', 'VARCHAR')"
+_MAX_QUOTED = 80
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """Where each contract field is found in incoming records (default: a key of its own name)."""
+
+    paths: dict[str, str] = field(default_factory=dict)  # field name → JSON path, e.g. $."Email"
+    timestamp_formats: dict[str, str] = field(default_factory=dict)  # field name → strptime fmt
+
+    def path(self, contract_field: Field) -> str:
+        """JSON path of a field in the incoming record."""
+        return self.paths.get(contract_field.name, json_key_path(contract_field.name))
+
+
+def json_key_path(key: str) -> str:
+    """JSON path selecting one top-level key, safe for any key text."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _top_level_key(path: str) -> str:
+    """``$."a b".c`` → ``a b``; ``$.traits.email`` → ``traits``."""
+    rest = path.removeprefix("$.")
+    if rest.startswith('"'):
+        end = rest.index('"', 1)
+        while rest[end - 1] == "\\":
+            end = rest.index('"', end + 1)
+        return rest[1:end].replace('\\"', '"').replace("\\\\", "\\")
+    return rest.split(".", 1)[0].split("[", 1)[0]
+
+
+def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
+    """Expression converting text ``t{i}`` (JSON type ``j{i}``) to the field's type, or NULL."""
+    text, trimmed, jtype = f"t{i}", f"trim(t{i})", f"j{i}"
+    if kind == "string":
+        return f"case when {jtype} not in ('OBJECT', 'ARRAY', 'BOOLEAN') then {text} end"
+    if kind == "timestamp":
+        parsed = (
+            f"try_strptime({trimmed}, {_literal(timestamp_format)})"
+            if timestamp_format
+            else f"try_cast({trimmed} as timestamptz)"
+        )
+        return f"case when {jtype} = 'VARCHAR' then cast({parsed} as timestamp) end"
+    if kind == "date":
+        return f"case when {jtype} = 'VARCHAR' then try_cast({trimmed} as date) end"
+    if kind == "decimal":
+        return (
+            f"case when {jtype} in {_NUMBER_TYPES} then try_cast({trimmed} as decimal(18, 2)) end"
+        )
+    if kind == "integer":
+        return (
+            f"case when {jtype} in {_NUMBER_TYPES} and regexp_full_match({trimmed}, '[+-]?[0-9]+')"
+            f" then try_cast({trimmed} as bigint) end"
+        )
+    if kind == "double":
+        return (
+            f"case when {jtype} in {_NUMBER_TYPES} and isfinite(try_cast({trimmed} as double))"
+            f" then try_cast({trimmed} as double) end"
+        )
+    if kind == "json":
+        return (
+            f"case when {jtype} = 'OBJECT' then x{i}"
+            f" when {jtype} = 'VARCHAR' and json_valid({text})"
+            f" then (case when json_type({text}) = 'OBJECT' then cast({text} as json) end) end"
+        )
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+_EXPECTATION = {
+    "timestamp": "is not an ISO 8601 timestamp",
+    "date": "is not a date (expected YYYY-MM-DD)",
+    "decimal": "is not a number",
+    "integer": "is not an integer",
+    "double": "is not a finite number",
+}
+
+
+def _problem(f: Field, i: int) -> str:
+    """Reason text for a present value that could not be converted."""
+    prefix = _literal(f"field '{f.name}': ")
+    if f.kind == "string":
+        return f"{prefix} || 'expected text, found ' || lower(j{i})"
+    if f.kind == "json":
+        return f"{prefix} || 'expected a JSON object, found ' || lower(j{i})"
+    quoted = f"'''' || left(t{i}, {_MAX_QUOTED}) || ''''"
+    return f"{prefix} || {quoted} || ' ' || {_literal(_EXPECTATION[f.kind])}"
+
+
+def validation_query(contract: Contract, mapping: SourceMapping | None = None) -> str:
+    """The SELECT that types, checks and fingerprints every row of ``_incoming``."""
+    mapping = mapping or SourceMapping()
+    fields = contract.fields
+    paths = "[" + ", ".join(_literal(mapping.path(f)) for f in fields) + "]"
+    extracted = [f"xs[{i + 1}] as x{i}" for i in range(len(fields))]
+    described = [f"json_type(x{i}) as j{i}, x{i} ->> '$' as t{i}" for i in range(len(fields))]
+    typed = [
+        f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}, "
+        f"(t{i} is null or trim(t{i}) = '') as m{i}"
+        for i, f in enumerate(fields)
+    ]
+    reasons: list[tuple[str, str, str | None]] = [
+        ("error is not null", "error", None),
+        ("obj is null", _literal(NOT_A_JSON_OBJECT), None),
+    ]
+    for i, f in enumerate(fields):
+        if f.required:
+            reasons.append((f"m{i}", _literal(f"missing required field '{f.name}'"), f.name))
+        reasons.append((f"not m{i} and v{i} is null", _problem(f, i), f.name))
+        if f.choices:
+            allowed = ", ".join(_literal(c) for c in f.choices)
+            opening = _literal(f"field '{f.name}': '")
+            closing = _literal("' is not one of: " + ", ".join(f.choices))
+            message = f"{opening} || v{i} || {closing}"
+            reasons.append((f"not m{i} and v{i} not in ({allowed})", message, f.name))
+    named = ", ".join(f'v{i} as "{f.column}"' for i, f in enumerate(fields))
+    for description, predicate in contract.row_rules:
+        reasons.append((f"not coalesce(({predicate}), false)", _literal(description), None))
+    reason_sql = " ".join(f"when {cond} then {text}" for cond, text, _ in reasons)
+    field_sql = " ".join(
+        f"when {cond} then {_literal(name) if name else 'null'}" for cond, _, name in reasons
+    )
+    known = sorted({_top_level_key(mapping.path(f)) for f in fields})
+    known_list = "[" + ", ".join(_literal(k) for k in known) + "]"
+    strip_known = _literal("{" + ", ".join(f'"{k}": null' for k in known) + "}")
+    # Typed values with missing text (m) are NULL, so row rules see NULL for "absent".
+    nulled = ", ".join(
+        f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
+    )
+    hashed = ", ".join(
+        f'coalesce(cast("{f.column}" as varchar), chr(30))' for f in fields
+    )  # chr(30) marks NULL, so (NULL, 'x') and ('x', NULL) differ
+    # Each document is parsed once (one multi-path json_extract); the rest works on its parts.
+    return f"""
+        with source as (
+            select line_no, payload, error, coalesce(record, payload) as doc
+            from _incoming
+        ),
+        parsed as (
+            select line_no, payload, error,
+                   case when error is null and json_valid(doc)
+                        then (case when json_type(doc) = 'OBJECT' then doc end)
+                   end as obj
+            from source
+        ),
+        extracted as (
+            select *, {", ".join(extracted)}
+            from (select *, json_extract(obj, {paths}) as xs from parsed)
+        ),
+        described as (select *, {", ".join(described)} from extracted),
+        typed as (select *, {", ".join(typed)} from described),
+        cleaned as (select * replace ({nulled}) from typed),
+        named as (select *, {named} from cleaned),
+        checked as (
+            select *,
+                   case {reason_sql} end as _reason,
+                   case {field_sql} end as _field,
+                   case when obj is not null
+                             and not list_has_all({known_list}, json_keys(obj))
+                        then cast(json_merge_patch(obj, {strip_known}) as varchar)
+                   end as _extra
+            from named
+        )
+        select line_no as _line_no, payload, _reason, _field, _extra,
+               {", ".join(f'"{f.column}"' for f in fields)},
+               md5(concat_ws(chr(31), {hashed}, coalesce(_extra, ''))) as _row_hash
+        from checked
+    """
