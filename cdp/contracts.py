@@ -18,6 +18,10 @@ class Field:
     kind: str  # string | timestamp | date | decimal | integer | double | json
     required: bool = False
     choices: tuple[str, ...] = ()
+    #: JSON path inside the record for a column promoted out of a nested object (e.g.
+    #: ``$.properties.price``). Promoted columns are a convenience copy: a value that does not
+    #: convert becomes NULL instead of quarantining the row (the object itself is kept whole).
+    promoted_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,18 @@ class Contract:
     )
 
     @property
+    def input_fields(self) -> tuple[Field, ...]:
+        """Fields that come from the input as such (not promoted out of nested objects)."""
+        return tuple(f for f in self.fields if not f.promoted_from)
+
+    @property
     def columns(self) -> list[str]:
         """Warehouse column names in contract order."""
         return [f.column for f in self.fields]
+
+
+def _promoted(column: str, kind: str, path: str) -> Field:
+    return Field(column, column, kind, promoted_from=path)
 
 
 def _one_of(*columns: str) -> str:
@@ -97,6 +110,14 @@ CONTRACTS: dict[str, Contract] = {
                 Field("properties", "properties", "json"),
                 Field("traits", "traits", "json"),
                 Field("context", "context", "json"),
+                # promoted for segments, profiles and features
+                _promoted("page_url", "string", "$.context.page.url"),
+                _promoted("product_id", "string", "$.properties.product_id"),
+                _promoted("category", "string", "$.properties.category"),
+                _promoted("price", "double", "$.properties.price"),
+                _promoted("order_id", "string", "$.properties.order_id"),
+                _promoted("revenue", "double", "$.properties.revenue"),
+                _promoted("trait_email", "string", "$.traits.email"),
             ),
             row_rules=(
                 ("anonymousId or userId is required", _one_of("anonymous_id", "user_id")),

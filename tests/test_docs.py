@@ -17,8 +17,9 @@ def test_landing_contract_table_matches_the_code():
     assert set(rows) == set(CONTRACTS)
     for name, contract in CONTRACTS.items():
         _, required, optional, *_ = (cell.strip() for cell in rows[name].strip("|").split("|"))
-        assert required == ", ".join(f"`{f.name}`" for f in contract.fields if f.required)
-        assert optional == ", ".join(f"`{f.name}`" for f in contract.fields if not f.required)
+        fields = contract.input_fields
+        assert required == ", ".join(f"`{f.name}`" for f in fields if f.required)
+        assert optional == ", ".join(f"`{f.name}`" for f in fields if not f.required)
 
 
 def test_readme_links_resolve():

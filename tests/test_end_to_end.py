@@ -164,3 +164,42 @@ def test_a_second_run_on_the_same_landing_changes_nothing(platform):
     assert build.state == "success"
     assert _query(settings, "select customer_id from marts.customer_profiles order by 1") == before
     assert _query(settings, "select count(*) from raw.analytics_events") == raw_before
+
+
+def test_late_arriving_events_flow_into_the_marts(platform):
+    settings, _, _, _ = platform
+    [(customer_id, anonymous_id, events_30d)] = _query(
+        settings,
+        """
+        select p.customer_id, c.source_record_id, p.events_30d
+        from identity.clusters as c join marts.customer_profiles as p using (customer_id)
+        where c.id_type = 'anonymous_id' and p.is_known
+        order by c.source_record_id limit 1
+        """,
+    )
+    late = [
+        {
+            "messageId": f"late-{n}",
+            "type": "track",
+            "event": "product_viewed",
+            "anonymousId": anonymous_id,
+            "timestamp": f"2026-10-2{n}T12:00:00Z",  # weeks before the file arrives
+            "properties": {"category": "books"},
+        }
+        for n in range(3)
+    ]
+    path = settings.landing_dir / "analytics" / "events" / "late-delivery.jsonl"
+    path.write_text("\n".join(json.dumps(event) for event in late) + "\n")
+
+    run_dags(settings, as_of=AS_OF)
+
+    rows = _query(
+        settings,
+        "select message_id, customer_id from marts.fct_events where message_id like 'late-%'",
+    )
+    assert sorted(rows) == [(f"late-{n}", customer_id) for n in range(3)]
+    [(after,)] = _query(
+        settings,
+        f"select events_30d from marts.customer_profiles where customer_id = '{customer_id}'",
+    )
+    assert after == events_30d + 3

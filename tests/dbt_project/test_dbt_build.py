@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from cdp.warehouse import ensure_schema, raw_table_name
+from cdp.contracts import CONTRACTS
+from cdp.warehouse import SQL_TYPES, ensure_schema, raw_table_name
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 AS_OF = "2024-06-30 12:00:00"
@@ -195,6 +196,17 @@ def _insert_raw(con: duckdb.DuckDBPyConnection, source_entity: str, rows: list[d
         con.execute(f"insert into {table} ({names}) values ({params})", list(values.values()))
 
 
+def _promote_event_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill the columns ingestion promotes out of properties/context/traits (see the contract)."""
+    for f in CONTRACTS["analytics/events"].fields:
+        if f.promoted_from:
+            column, _, path = f.promoted_from.removeprefix("$.").partition(".")
+            con.execute(
+                f'update raw.analytics_events set "{f.column}" = try_cast('
+                f"json_extract_string({column}, '$.{path}') as {SQL_TYPES[f.kind]})"
+            )
+
+
 def _load_fixture_data(path: Path) -> None:
     con = duckdb.connect(str(path))
     try:
@@ -202,6 +214,7 @@ def _load_fixture_data(path: Path) -> None:
         _insert_raw(con, "crm/customers", CRM_CUSTOMERS)
         _insert_raw(con, "crm/orders", CRM_ORDERS)
         _insert_raw(con, "analytics/events", ANALYTICS_EVENTS)
+        _promote_event_columns(con)
         _insert_raw(con, "thirdparty/intent", THIRDPARTY_INTENT)
         _insert_raw(con, "consent/events", CONSENT_EVENTS)
         con.executemany(

@@ -114,8 +114,8 @@ def test_csv_problems_name_the_line_field_and_expectation(settings):
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (7, 2, 5)
     with connect(settings, read_only=True) as con:
         rows = con.execute(
-            "select order_id, ordered_at::varchar, total_amount::varchar, _extra->>'notes', _line_no "
-            "from raw.crm_orders order by order_id"
+            "select order_id, ordered_at::varchar, total_amount::varchar, _extra->>'notes',"
+            " _line_no from raw.crm_orders order by order_id"
         ).fetchall()
     assert rows == [
         ("O1", "2026-10-01 10:00:00", "10.50", "ok", 2),
@@ -222,3 +222,20 @@ def test_parquet_files_load_with_types(settings):
 def test_unknown_source_is_a_clear_error(settings):
     with pytest.raises(ValueError, match="unknown source 'crm/contacts'; known sources: "):
         ingest_entity(settings, "crm/contacts")
+
+
+def test_segment_fields_are_promoted_to_columns_leniently(settings):
+    event = _event(
+        properties={"category": "books", "price": "n/a", "order_id": "O-9", "revenue": 30},
+        context={"page": {"url": "https://shop.example/p/1"}},
+        traits={"email": "Ann@Example.com"},
+    )
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [event])
+    [result] = ingest_entity(settings, EVENTS)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 0)  # a bad price rejects nothing
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "select page_url, category, price, order_id, revenue, trait_email,"
+            " properties->>'price' from raw.analytics_events"
+        ).fetchone()
+    assert row == ("https://shop.example/p/1", "books", None, "O-9", 30.0, "Ann@Example.com", "n/a")

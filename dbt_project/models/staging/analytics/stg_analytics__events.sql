@@ -28,7 +28,7 @@ renamed as (
         message_id,
         {{ clean_text('anonymous_id') }} as anonymous_id,
         {{ clean_text('user_id') }} as user_id,
-        {{ clean_text(json_extract_text('properties', '$.order_id')) }} as order_id,
+        {{ clean_text('order_id') }} as order_id,
 
         ----------  text
         lower(trim(type)) as event_type,
@@ -38,16 +38,16 @@ renamed as (
             when 'screen' then 'screen_viewed'
             else lower(trim(type))
         end as event_name,
-        lower({{ clean_text(json_extract_text('properties', '$.category')) }}) as category,
-        {{ normalize_email(json_extract_text('traits', '$.email')) }} as email,
+        lower({{ clean_text('category') }}) as category,
+        {{ normalize_email('trait_email') }} as email,
         coalesce(
-            {{ clean_text(json_extract_text('context', '$.page.url')) }},
+            {{ clean_text('page_url') }},
             {{ clean_text(json_extract_text('properties', '$.url')) }}
         ) as page_url,
 
         ----------  numerics
-        {{ dbt.safe_cast(json_extract_text('properties', '$.price'), type_double()) }} as price,
-        {{ dbt.safe_cast(json_extract_text('properties', '$.revenue'), type_double()) }} as revenue,
+        price,
+        revenue,
 
         ----------  timestamps
         {{ adapter.quote('timestamp') }} as occurred_at,
