@@ -10,7 +10,9 @@ from cdp.contracts import CONTRACTS, Contract
 from cdp.settings import Settings
 from cdp.warehouse import connect
 from ingestion.batch import Batch, BatchResult, load_batch
+from ingestion.mapping import mapping_for
 from ingestion.readers import read_rows
+from ingestion.validation import SourceMapping
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,11 @@ def file_batch(path: Path, settings: Settings) -> Batch:
     return Batch(source_file, _sha256(path), path.stat().st_size, read_rows(path))
 
 
-def load_file(con, contract: Contract, path: Path, settings: Settings) -> BatchResult:
+def load_file(
+    con, contract: Contract, path: Path, settings: Settings, mapping: SourceMapping | None = None
+) -> BatchResult:
     """Load one landing file (unless this exact content was loaded before)."""
-    return load_batch(con, contract, file_batch(path, settings), settings)
+    return load_batch(con, contract, file_batch(path, settings), settings, mapping=mapping)
 
 
 def ingest_entity(settings: Settings, source_entity: str) -> list[BatchResult]:
@@ -57,10 +61,13 @@ def ingest_entity(settings: Settings, source_entity: str) -> list[BatchResult]:
         known = ", ".join(sorted(CONTRACTS))
         raise ValueError(f"unknown source {source_entity!r}; known sources: {known}")
     contract = CONTRACTS[source_entity]
+    paths = landing_files(settings.landing_dir, contract)
+    # A bad _mapping.yml stops the whole folder before anything is written.
+    mapping = mapping_for(settings.landing_dir, source_entity, paths)
     results = []
     with connect(settings) as con:
-        for path in landing_files(settings.landing_dir, contract):
-            result = load_file(con, contract, path, settings)
+        for path in paths:
+            result = load_file(con, contract, path, settings, mapping)
             log.info("%s", result)
             results.append(result)
     return results

@@ -143,8 +143,15 @@ def _field_problems(fields: Any, contract: Contract) -> tuple[dict[str, str], li
             if isinstance(name, str) and name in by_column:
                 hint = f"; use the contract field name {by_column[name].name!r}"
             else:
-                hint = _suggest(str(name), by_name)
+                hint = _suggest(str(name), [f.name for f in contract.input_fields])
             problems.append(f"{key}: {name!r} is not a field of {contract.source_entity}{hint}")
+            continue
+        promoted = by_name[name].promoted_from
+        if promoted:
+            parent = promoted.removeprefix("$.").split(".", 1)[0]
+            problems.append(
+                f"{key}: {name!r} is copied from {promoted} and cannot be mapped; map {parent!r}"
+            )
             continue
         problem = _spec_problem(spec)
         if problem:
@@ -171,8 +178,8 @@ def _format_problems(formats: Any, contract: Contract) -> tuple[dict[str, str], 
             "formats: expected 'timestamp field: strptime format' pairs, "
             f"found {_describe(formats)}"
         ]
-    by_name: dict[str, Field] = {f.name: f for f in contract.fields}
-    timestamps = [f.name for f in contract.fields if f.kind == "timestamp"]
+    by_name: dict[str, Field] = {f.name: f for f in contract.input_fields}
+    timestamps = [f.name for f in contract.input_fields if f.kind == "timestamp"]
     result: dict[str, str] = {}
     problems: list[str] = []
     with duckdb.connect() as con:

@@ -9,6 +9,8 @@ typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_fie
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 from cdp.contracts import Contract, Field
@@ -29,7 +31,10 @@ class SourceMapping:
 
     def path(self, contract_field: Field) -> str:
         """JSON path of a field in the incoming record."""
-        if contract_field.promoted_from:
+        if contract_field.promoted_from:  # follows its parent object if that is mapped
+            parent, *rest = path_segments(contract_field.promoted_from)
+            if parent in self.paths:
+                return segments_path([*path_segments(self.paths[parent]), *rest])
             return contract_field.promoted_from
         return self.paths.get(contract_field.name, json_key_path(contract_field.name))
 
@@ -43,15 +48,75 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _top_level_key(path: str) -> str:
-    """``$."a b".c`` → ``a b``; ``$.traits.email`` → ``traits``."""
-    rest = path.removeprefix("$.")
-    if rest.startswith('"'):
-        end = rest.index('"', 1)
-        while rest[end - 1] == "\\":
-            end = rest.index('"', end + 1)
-        return rest[1:end].replace('\\"', '"').replace("\\\\", "\\")
-    return rest.split(".", 1)[0].split("[", 1)[0]
+_SEGMENT = re.compile(r'\."((?:[^"\\]|\\.)*)"|\.([^."\[\]]+)|\[(\d+)\]')
+
+
+def path_segments(path: str) -> list[str | int]:
+    """``$."a b".c[0]`` → ``["a b", "c", 0]``."""
+    if not path.startswith("$"):
+        raise ValueError(f"unsupported JSON path {path!r} (must start with $)")
+    segments: list[str | int] = []
+    position = 1
+    while position < len(path):
+        match = _SEGMENT.match(path, position)
+        if not match:
+            raise ValueError(f"unsupported JSON path {path!r} at character {position}")
+        quoted, plain, index = match.groups()
+        if quoted is not None:
+            segments.append(re.sub(r"\\(.)", r"\1", quoted))
+        else:
+            segments.append(plain if plain is not None else int(index))
+        position = match.end()
+    return segments
+
+
+def segments_path(segments: list[str | int]) -> str:
+    """``["a b", "c", 0]`` → ``$."a b"."c"[0]``."""
+    return "$" + "".join(
+        f"[{s}]" if isinstance(s, int) else json_key_path(s).removeprefix("$") for s in segments
+    )
+
+
+def _strip_patch(paths: list[str]) -> tuple[dict, list[str], list[list[str]]]:
+    """What to remove from a record to leave only unknown keys (its ``_extra``).
+
+    Returns a JSON merge patch (mapped keys set to null, nested where a path is nested), the
+    top-level keys read whole, and the nested objects a record may be left holding empty.
+    Array elements cannot be addressed by a merge patch: an array stays in ``_extra`` whole.
+    """
+    patch: dict = {}
+    whole = []
+    for segments in sorted((path_segments(p) for p in paths), key=len):
+        keys = segments[: next((n for n, s in enumerate(segments) if isinstance(s, int)),
+                                len(segments))]  # fmt: skip
+        if not keys or len(keys) < len(segments):
+            continue
+        node = patch
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if node is None:
+                break
+        else:
+            node[keys[-1]] = None
+            if len(keys) == 1:
+                whole.append(keys[0])
+    parents: list[list[str]] = []
+
+    def walk(node: dict, prefix: list[str]) -> None:
+        for key, child in node.items():
+            if isinstance(child, dict):
+                walk(child, [*prefix, key])
+                parents.append([*prefix, key])
+
+    walk(patch, [])
+    return patch, whole, parents
+
+
+def _null_at(keys: list[str]) -> str:
+    patch: dict | None = None
+    for key in reversed(keys):
+        patch = {key: patch}
+    return json.dumps(patch)
 
 
 def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
@@ -145,9 +210,15 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     field_sql = " ".join(
         f"when {cond} then {_literal(name) if name else 'null'}" for cond, _, name in reasons
     )
-    known = sorted({_top_level_key(mapping.path(f)) for f in fields})
-    known_list = "[" + ", ".join(_literal(k) for k in known) + "]"
-    strip_known = _literal("{" + ", ".join(f'"{k}": null' for k in known) + "}")
+    patch, whole, parents = _strip_patch([mapping.path(f) for f in fields])
+    whole_list = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
+    extra = f"json_merge_patch(obj, {_literal(json.dumps(patch))})"
+    for keys in parents:  # deepest first: drop objects that only held mapped keys
+        emptied = (
+            f"cast(json_extract({extra}, {_literal(segments_path(keys))}) as varchar) = '{{}}'"
+        )
+        pruned = f"json_merge_patch({extra}, {_literal(_null_at(keys))})"
+        extra = f"(case when {emptied} then {pruned} else {extra} end)"
     # Typed values with missing text (m) are NULL, so row rules see NULL for "absent".
     nulled = ", ".join(
         f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
@@ -181,8 +252,8 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
                    case {reason_sql} end as _reason,
                    case {field_sql} end as _field,
                    case when obj is not null
-                             and not list_has_all({known_list}, json_keys(obj))
-                        then cast(json_merge_patch(obj, {strip_known}) as varchar)
+                             and not list_has_all({whole_list}, json_keys(obj))
+                        then nullif(cast({extra} as varchar), '{{}}')
                    end as _extra
             from named
         )
