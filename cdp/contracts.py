@@ -34,6 +34,9 @@ class Contract:
     row_rules: tuple[tuple[str, str], ...] = ()
     #: Column that identifies a record across loads (events: messageId); None = whole-row hash.
     dedup_column: str | None = None
+    #: A column every copy of a record shares (a replayed event keeps its timestamp): the search
+    #: for earlier copies only reads rows within the batch's range of it (zone-map pruning).
+    dedup_scope: str | None = None
     file_suffixes: tuple[str, ...] = field(
         default=(".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".parquet")
     )
@@ -124,6 +127,7 @@ CONTRACTS: dict[str, Contract] = {
                 ("track events need an event name", "type <> 'track' or event is not null"),
             ),
             dedup_column="message_id",
+            dedup_scope="timestamp",
         ),
         Contract(
             "thirdparty/intent",

@@ -127,6 +127,13 @@ def _insert_new_rows(con: duckdb.DuckDBPyConnection, contract: Contract, meta: d
     table = raw_table_name(contract.source_entity)
     key = contract.dedup_column or "_row_hash"
     columns = ", ".join(f'"{c}"' for c in contract.columns)
+    scope, params = "", dict(meta)
+    if contract.dedup_scope:
+        params["low"], params["high"] = con.execute(
+            f'select min("{contract.dedup_scope}"), max("{contract.dedup_scope}") '
+            "from _validated where _reason is null"
+        ).fetchone()
+        scope = f'existing."{contract.dedup_scope}" between $low and $high and'
     return con.execute(
         f"""
         insert into {table} ({columns}, _batch_id, _source, _source_file, _line_no,
@@ -136,10 +143,10 @@ def _insert_new_rows(con: duckdb.DuckDBPyConnection, contract: Contract, meta: d
         from _validated as incoming
         where _reason is null
           and not exists (select 1 from {table} as existing
-                          where existing."{key}" = incoming."{key}")
+                          where {scope} existing."{key}" = incoming."{key}")
         qualify row_number() over (partition by incoming."{key}" order by _line_no) = 1
         """,
-        meta,
+        params,
     ).fetchone()[0]
 
 

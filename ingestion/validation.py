@@ -149,7 +149,7 @@ def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
         )
     if kind == "json":  # an object, or (CSV) text holding one
         return (
-            f"case when {jtype} = 'OBJECT' then cast({text} as json)"
+            f"case when {jtype} = 'OBJECT' then x{i}"
             f" when {jtype} = 'VARCHAR' and json_valid({text})"
             f" then (case when json_type({text}) = 'OBJECT' then cast({text} as json) end) end"
         )
@@ -182,6 +182,10 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     fields = contract.fields
     paths = "[" + ", ".join(_literal(mapping.path(f)) for f in fields) + "]"
     described = [f"texts[{i + 1}] as t{i}, types[{i + 1}] as j{i}" for i in range(len(fields))]
+    # JSON-kind values come JSON-typed from one json_extract (no re-validation of their text).
+    json_fields = [i for i, f in enumerate(fields) if f.kind == "json"]
+    json_paths = "[" + ", ".join(_literal(mapping.path(fields[i])) for i in json_fields) + "]"
+    described += [f"objects[{k + 1}] as x{i}" for k, i in enumerate(json_fields)]
     typed = [
         f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}, "
         f"(t{i} is null or trim(t{i}) = '') as m{i}"
@@ -206,10 +210,11 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     named = ", ".join(f'v{i} as "{f.column}"' for i, f in enumerate(fields))
     for description, predicate in contract.row_rules:
         reasons.append((f"not coalesce(({predicate}), false)", _literal(description), None))
-    reason_sql = " ".join(f"when {cond} then {text}" for cond, text, _ in reasons)
-    field_sql = " ".join(
-        f"when {cond} then {_literal(name) if name else 'null'}" for cond, _, name in reasons
-    )
+    # The first failed check decides; its number is computed once per row and the (dynamic)
+    # text is rendered only for the few rows that fail.
+    problem_sql = " ".join(f"when {cond} then {n}" for n, (cond, _, _) in enumerate(reasons, 1))
+    reason_sql = " ".join(f"when {n} then {text}" for n, (_, text, _) in enumerate(reasons, 1))
+    field_list = "[" + ", ".join(_literal(name) if name else "null" for _, _, name in reasons) + "]"
     patch, whole, parents = _strip_patch([mapping.path(f) for f in fields])
     whole_list = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
     extra = f"json_merge_patch(obj, {_literal(json.dumps(patch))})"
@@ -223,9 +228,6 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     nulled = ", ".join(
         f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
     )
-    hashed = ", ".join(
-        f'coalesce(cast("{f.column}" as varchar), chr(30))' for f in fields
-    )  # chr(30) marks NULL, so (NULL, 'x') and ('x', NULL) differ
     # Each document is parsed a fixed few times (multi-path functions), never once per field.
     return f"""
         with source as (
@@ -233,14 +235,15 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
             from _incoming
         ),
         parsed as (
-            select line_no, payload, error,
+            select line_no, payload, error, doc,
                    case when error is null and json_valid(doc)
                         then (case when json_type(doc) = 'OBJECT' then doc end)
                    end as obj
             from source
         ),
         extracted as (
-            select *, json_extract_string(obj, {paths}) as texts, json_type(obj, {paths}) as types
+            select *, json_extract_string(obj, {paths}) as texts, json_type(obj, {paths}) as types,
+                   {f"json_extract(obj, {json_paths})" if json_fields else "null"} as objects
             from parsed
         ),
         described as (select *, {", ".join(described)} from extracted),
@@ -249,16 +252,19 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
         named as (select *, {named} from cleaned),
         checked as (
             select *,
-                   case {reason_sql} end as _reason,
-                   case {field_sql} end as _field,
+                   case {problem_sql} end as _problem,
                    case when obj is not null
                              and not list_has_all({whole_list}, json_keys(obj))
                         then nullif(cast({extra} as varchar), '{{}}')
                    end as _extra
             from named
         )
-        select line_no as _line_no, payload, _reason, _field, _extra,
+        select line_no as _line_no, payload,
+               case when _problem is not null then (case _problem {reason_sql} end) end
+                   as _reason,
+               {field_list}[_problem] as _field,
+               _extra,
                {", ".join(f'"{f.column}"' for f in fields)},
-               md5(concat_ws(chr(31), {hashed}, coalesce(_extra, ''))) as _row_hash
+               md5(doc) as _row_hash  -- the record as it arrived
         from checked
     """

@@ -138,14 +138,26 @@ def test_reloading_the_same_file_adds_nothing(settings):
         assert con.execute("select count(*) from audit.load_batches").fetchone() == (1,)
 
 
-def test_events_are_deduplicated_on_message_id_across_files(settings):
+def test_replayed_events_are_deduplicated_on_message_id_across_files(settings):
     _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [_event(messageId="m-1")])
-    _write_jsonl_gz(
-        settings.landing_dir / EVENTS / "b.jsonl.gz",
-        [_event(messageId="m-1", timestamp="2026-11-02T00:00:00Z"), _event(messageId="m-2")],
-    )
+    replay = _event(messageId="m-1", properties={"category": "resent"})  # same timestamp
+    later = _event(messageId="m-2", timestamp="2026-11-09T00:00:00Z")
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "b.jsonl.gz", [later, replay])
     a, b = ingest_entity(settings, EVENTS)
     assert (a.rows_loaded, b.rows_loaded, b.rows_duplicate) == (1, 1, 1)
+    with connect(settings, read_only=True) as con:
+        kept = con.execute("select properties->>'category' from raw.analytics_events "
+                           "where message_id = 'm-1'").fetchall()  # fmt: skip
+    assert kept == [("books",)]  # the first arrival wins
+
+
+def test_a_reused_message_id_outside_the_batch_time_range_is_not_a_replay(settings):
+    """Earlier copies are looked for among events in the batch's timestamp range only."""
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [_event(messageId="m-1")])
+    reused = _event(messageId="m-1", timestamp="2026-12-24T00:00:00Z")
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "b.jsonl.gz", [reused])
+    _, b = ingest_entity(settings, EVENTS)
+    assert (b.rows_loaded, b.rows_duplicate) == (1, 0)
 
 
 def test_a_changed_file_is_a_new_batch_that_loads_only_new_rows(settings):
