@@ -23,6 +23,7 @@ def export_settings(settings: Settings) -> None:
             "CDP_DAGS_DIR": str(settings.dags_dir),
             "CDP_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
             "CDP_SEGMENTS_DIR": str(settings.segments_dir),
+            "CDP_CONNECTORS_DIR": str(settings.connectors_dir),
             "CDP_QUARANTINE_MAX_SHARE": str(settings.quarantine_max_share),
         }
     )

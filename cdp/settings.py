@@ -26,6 +26,7 @@ class Settings:
     dags_dir: Path  # CDP_DAGS_DIR, default <repo>/dags
     dbt_project_dir: Path  # CDP_DBT_PROJECT_DIR, default <repo>/dbt_project
     segments_dir: Path  # CDP_SEGMENTS_DIR, default the bundled starter library
+    connectors_dir: Path  # CDP_CONNECTORS_DIR, default $CDP_HOME/connectors (REST source YAMLs)
     quarantine_max_share: float  # CDP_QUARANTINE_MAX_SHARE, default 0.05 (5 % of a file's rows)
 
     @property
@@ -69,5 +70,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dags_dir=_path(env, "CDP_DAGS_DIR", REPO_ROOT / "dags"),
         dbt_project_dir=_path(env, "CDP_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project"),
         segments_dir=_path(env, "CDP_SEGMENTS_DIR", REPO_ROOT / "cdp" / "segments" / "definitions"),
+        connectors_dir=_path(env, "CDP_CONNECTORS_DIR", home / "connectors"),
         quarantine_max_share=quarantine_max_share,
     )

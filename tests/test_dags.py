@@ -13,18 +13,23 @@ from cdp.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
-def dagbag():
-    """The DAGs as a scheduler parses them (production retry defaults)."""
+def dagbag(tmp_path_factory):
+    """The DAGs as a scheduler parses them (production retry defaults, no REST connectors)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    in_process_retries = os.environ.pop("CDP_TASK_RETRIES", None)
+    saved = {
+        name: os.environ.pop(name, None) for name in ("CDP_TASK_RETRIES", "CDP_CONNECTORS_DIR")
+    }
+    os.environ["CDP_CONNECTORS_DIR"] = str(tmp_path_factory.mktemp("no-connectors"))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     finally:
-        if in_process_retries is not None:
-            os.environ["CDP_TASK_RETRIES"] = in_process_retries
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
     bag.parse_warnings = [w for w in caught if "dags" in str(w.filename)]
     return bag
 
