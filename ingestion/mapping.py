@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from cdp.contracts import CONTRACTS, Contract, Field
+from cdp.yaml_strict import load_strict
 from ingestion.validation import SourceMapping, json_key_path
 
 log = logging.getLogger(__name__)
@@ -51,25 +52,6 @@ class MappingError(ValueError):
         else:
             header = f"{len(lines)} problems in column mapping:"
             super().__init__("\n".join([header, *(f"  - {line}" for line in lines)]))
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that rejects duplicate keys (PyYAML keeps the last one silently)."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
@@ -249,7 +231,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise MappingError([(str(path), f"cannot read file: {exc.strerror}")]) from exc
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+        return load_strict(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -34,6 +34,7 @@ import yaml
 from cdp.contracts import CONTRACTS
 from cdp.settings import Settings
 from cdp.warehouse import connect
+from cdp.yaml_strict import load_strict
 from ingestion.batch import BatchResult, load_batch, records_batch
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ def load_rest_config(path: Path | str) -> RestSourceConfig:
     """Read and validate one connector YAML file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_strict(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConnectorError(f"{path}: cannot read connector config: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ import yaml
 
 from cdp.segments.columns import DEFAULT_PROFILE_COLUMNS, profile_columns
 from cdp.segments.rules import Rule, RuleError, parse_rule
+from cdp.yaml_strict import StrictLoader, load_strict
 
 #: File extensions read from a definitions folder.
 DEFINITION_SUFFIXES = (".yml", ".yaml")
@@ -79,30 +80,15 @@ class SegmentDefinitionError(ValueError):
         super().__init__("\n".join([header, *(f"  - {line}" for line in lines)]))
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that reads ``op: =`` as text and rejects duplicate keys."""
+class _Loader(StrictLoader):
+    """Strict YAML loader that also reads ``op: =`` as text."""
 
 
 # PyYAML resolves a bare "=" to the YAML 1.1 'value' tag, which safe_load cannot construct.
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:value"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in StrictLoader.yaml_implicit_resolvers.items()
 }
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _enum_value(enum: type[StrEnum], raw: Any, key: str, problems: list[str]) -> Any:
@@ -187,7 +173,7 @@ def load_definition(path: Path, columns: Mapping[str, str] | None = None) -> Seg
     except OSError as exc:
         raise SegmentDefinitionError([(str(path), f"cannot read file: {exc.strerror}")]) from exc
     try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+        data = load_strict(text, _Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

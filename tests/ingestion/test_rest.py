@@ -379,3 +379,10 @@ def test_config_file_problems(tmp_path):
     (tmp_path / "short.yml").write_text("name: x\nsource: crm/customers\n")
     with pytest.raises(ConnectorError, match="short.yml: missing required key 'url'"):
         load_rest_config(tmp_path / "short.yml")
+
+
+def test_a_duplicated_key_in_a_connector_file_is_an_error(tmp_path):
+    path = tmp_path / "dup.yml"
+    path.write_text("name: a\nsource: crm/customers\nname: b\nurl: http://127.0.0.1:1/x\n")
+    with pytest.raises(ConnectorError, match=r"dup\.yml.*duplicate key 'name'"):
+        load_rest_config(path)
