@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,7 +27,7 @@ from ingestion.validation import NOT_A_JSON_OBJECT, SourceMapping, validation_qu
 
 log = logging.getLogger(__name__)
 
-#: Columns of ``Batch.rows``.
+#: Columns of every chunk of a batch.
 BATCH_SCHEMA = pa.schema(
     [
         ("line_no", pa.int64()),  # line (files) or record number (pages), 1-based
@@ -49,7 +49,9 @@ class Batch:
     source_file: str  # landing-relative path, or "api:<connector>/<page key>"
     content_sha256: str
     size_bytes: int
-    rows: pa.Table  # BATCH_SCHEMA
+    #: Reads the records, a bounded chunk (``BATCH_SCHEMA``) at a time; called only when the
+    #: batch is actually loaded (a batch already loaded costs nothing but its hash).
+    read_chunks: Callable[[], Iterable[pa.Table]]
 
     @property
     def batch_id(self) -> str:
@@ -85,7 +87,7 @@ def records_batch(source_file: str, records: list[dict]) -> Batch:
         },
         schema=BATCH_SCHEMA,
     )
-    return Batch(source_file, hashlib.sha256(content).hexdigest(), len(content), rows)
+    return Batch(source_file, hashlib.sha256(content).hexdigest(), len(content), lambda: [rows])
 
 
 def _now() -> datetime:
@@ -102,17 +104,21 @@ def _json_problem(payload: str) -> str:
     return f"expected a JSON object, found {names.get(type(value), 'number')}"
 
 
-def _check_quarantine_share(con: duckdb.DuckDBPyConnection, batch: Batch, max_share: float) -> int:
-    read, bad = con.execute("select count(*), count(_reason) from _validated").fetchone()
+def _check_quarantine_share(
+    con: duckdb.DuckDBPyConnection, batch: Batch, read: int, bad: int, max_share: float
+) -> None:
+    """Fail the batch (before commit) when too large a share of its rows is invalid."""
     if not read or bad / read <= max_share:
-        return bad
+        return
     examples = con.execute(
-        "select _line_no, _reason from _validated where _reason is not null "
-        "order by _line_no limit 5"
+        "select _line_no, reason from quarantine.rows where _batch_id = ? "
+        "order by _line_no limit 5",
+        [batch.batch_id],
     ).fetchall()
     top = con.execute(
-        "select _reason, count(*) from _validated where _reason is not null "
-        "group by 1 order by 2 desc, 1 limit 3"
+        "select reason, count(*) from quarantine.rows where _batch_id = ? "
+        "group by 1 order by 2 desc, 1 limit 3",
+        [batch.batch_id],
     ).fetchall()
     raise QuarantineThresholdExceeded(
         f"{batch.source_file}: {bad} of {read} rows ({bad / read:.1%}) failed validation, above "
@@ -214,17 +220,24 @@ def load_batch(
         log.warning("%s changed since batch %s; loading only rows not seen before",
                     batch.source_file, previous[0])  # fmt: skip
     con.execute("set TimeZone = 'UTC'")  # offsets convert to UTC; naive times are UTC
-    con.register("_incoming", batch.rows)
+    query = validation_query(contract, mapping)
+    read = loaded = quarantined = 0
     con.execute("begin transaction")
     try:
-        con.execute(
-            f"create or replace temp table _validated as {validation_query(contract, mapping)}"
-        )
-        quarantined = _check_quarantine_share(con, batch, settings.quarantine_max_share)
-        loaded = _insert_new_rows(con, contract, meta)
-        if quarantined:
-            _insert_quarantine(con, meta)
-        read = batch.rows.num_rows
+        for chunk in batch.read_chunks():
+            con.register("_incoming", chunk)
+            try:
+                con.execute(f"create or replace temp table _validated as {query}")
+            finally:
+                con.unregister("_incoming")
+            bad = con.execute("select count(_reason) from _validated").fetchone()[0]
+            # Rows of earlier chunks are visible here, so duplicates across chunks are caught.
+            loaded += _insert_new_rows(con, contract, meta)
+            if bad:
+                _insert_quarantine(con, meta)
+            read, quarantined = read + chunk.num_rows, quarantined + bad
+            con.execute("drop table _validated")
+        _check_quarantine_share(con, batch, read, quarantined, settings.quarantine_max_share)
         result = BatchResult(batch.batch_id, contract.source_entity, batch.source_file, read,
                              loaded, read - quarantined - loaded, quarantined)  # fmt: skip
         con.execute(
@@ -235,11 +248,8 @@ def load_batch(
         )  # fmt: skip
         if in_transaction is not None:
             in_transaction(con)
-        con.execute("drop table _validated")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        con.unregister("_incoming")
     return result

@@ -11,7 +11,7 @@ from cdp.settings import Settings
 from cdp.warehouse import connect
 from ingestion.batch import Batch, BatchResult, load_batch
 from ingestion.mapping import mapping_for
-from ingestion.readers import read_rows
+from ingestion.readers import read_chunks
 from ingestion.validation import SourceMapping
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ def landing_files(landing_dir: Path, contract: Contract) -> list[Path]:
 
 
 def file_batch(path: Path, settings: Settings) -> Batch:
-    """Read a landing file into one batch named by its landing-relative path."""
+    """A landing file as one batch named by its landing-relative path (read when loaded)."""
     try:
         source_file = str(path.resolve().relative_to(settings.landing_dir))
     except ValueError:
         source_file = str(path.resolve())
-    return Batch(source_file, _sha256(path), path.stat().st_size, read_rows(path))
+    return Batch(source_file, _sha256(path), path.stat().st_size, lambda: read_chunks(path))
 
 
 def load_file(

@@ -34,18 +34,48 @@ def file_format(path: Path) -> str:
     raise ValueError(f"{path}: unsupported file type (expected .csv, .jsonl, .ndjson, .parquet)")
 
 
-def read_rows(path: Path) -> pa.Table:
-    """Every record of a landing file as batch rows (see ``ingestion.batch.BATCH_SCHEMA``)."""
-    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    return readers[file_format(path)](path)
+#: Decompressed text per chunk of a JSON-lines file: what bounds a load's memory.
+CHUNK_BYTES = 64 << 20
+#: Rows per chunk of a CSV or Parquet file.
+CHUNK_ROWS = 250_000
+
+
+def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[pa.Table]:
+    """A landing file's records as batch rows (``BATCH_SCHEMA``), a bounded chunk at a time."""
+    kind = file_format(path)
+    if kind == "jsonl":
+        yield from _jsonl_chunks(path, chunk_bytes or CHUNK_BYTES)
+    elif kind == "csv":
+        yield from _slices(_read_csv(path))
+    else:
+        yield from _parquet_chunks(path)
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
 def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+    with _open_binary(path) as handle:
+        return handle.read()
 
 
-def _split_lines(data: bytes) -> tuple[pa.Array, pa.Array]:
+def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[pa.Table]:
+    """Cut the (decompressed) stream at the last line feed of each block; number lines on."""
+    first_line, carry = 1, b""
+    with _open_binary(path) as handle:
+        while block := handle.read(chunk_bytes):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield _jsonl_table(data[:cut], first_line)
+                first_line += data.count(b"\n", 0, cut)
+            carry = data[cut:]
+    if carry:
+        yield _jsonl_table(carry, first_line)
+
+
+def _split_lines(data: bytes, first_line: int = 1) -> tuple[pa.Array, pa.Array]:
     """Numbers and text of the non-blank lines of a buffer, in bulk (no Python objects per line).
 
     Line feeds, and carriage returns right before them, are dropped from a copy of the buffer;
@@ -71,7 +101,7 @@ def _split_lines(data: bytes) -> tuple[pa.Array, pa.Array]:
     lines = pa.LargeStringArray.from_buffers(
         int(keep.sum()), pa.py_buffer(offsets), pa.py_buffer(compacted.tobytes())
     )
-    return _int64_array(np.flatnonzero(keep) + 1), lines
+    return _int64_array(np.flatnonzero(keep) + first_line), lines
 
 
 def _int64_array(values: np.ndarray) -> pa.Array:
@@ -79,8 +109,8 @@ def _int64_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
-def _read_jsonl(path: Path) -> pa.Table:
-    line_no, lines = _split_lines(_read_bytes(path))
+def _jsonl_table(data: bytes, first_line: int) -> pa.Table:
+    line_no, lines = _split_lines(data, first_line)
     error = pa.nulls(len(lines), pa.string())
     try:
         lines.validate(full=True)  # UTF-8 check
@@ -150,15 +180,22 @@ def _read_csv(path: Path) -> pa.Table:
     )
 
 
-def _read_parquet(path: Path) -> pa.Table:
-    records = pq.read_table(path).to_pylist()
-    texts = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
-    return pa.table(
-        {
-            "line_no": range(1, len(texts) + 1),
-            "payload": texts,
-            "record": [None] * len(texts),
-            "error": [None] * len(texts),
-        },
-        schema=BATCH_SCHEMA,
-    )
+def _slices(table: pa.Table) -> Iterator[pa.Table]:
+    for batch in table.to_batches(max_chunksize=CHUNK_ROWS):
+        yield pa.Table.from_batches([batch], schema=BATCH_SCHEMA)
+
+
+def _parquet_chunks(path: Path) -> Iterator[pa.Table]:
+    row_no = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+        texts = [json.dumps(r, ensure_ascii=False, default=str) for r in batch.to_pylist()]
+        yield pa.table(
+            {
+                "line_no": range(row_no + 1, row_no + len(texts) + 1),
+                "payload": texts,
+                "record": [None] * len(texts),
+                "error": [None] * len(texts),
+            },
+            schema=BATCH_SCHEMA,
+        )
+        row_no += len(texts)

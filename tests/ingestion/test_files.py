@@ -251,3 +251,37 @@ def test_segment_fields_are_promoted_to_columns_leniently(settings):
             " properties->>'price' from raw.analytics_events"
         ).fetchone()
     assert row == ("https://shop.example/p/1", "books", None, "O-9", 30.0, "Ann@Example.com", "n/a")
+
+
+def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(settings, tmp_path, monkeypatch):
+    from cdp.settings import load_settings
+    from ingestion import readers
+
+    lines = [_event(messageId=f"m-{n % 9}", anonymousId=f"a-{n}") for n in range(30)]
+    lines[7] = _event(messageId="long", properties={"note": "x" * 2000})  # longer than a chunk
+    lines[21] = "{not json"
+    lines.insert(12, "")  # a blank line keeps the numbering honest
+    path = settings.landing_dir / EVENTS / "a.jsonl.gz"
+    _write_jsonl_gz(path, lines)
+    whole = load_settings(
+        {"CDP_HOME": str(tmp_path / "whole"), "CDP_LANDING": str(settings.landing_dir)}
+    )
+    whole.ensure_dirs()
+    [reference] = ingest_entity(_lenient(whole), EVENTS)
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 300)
+    assert len(list(readers.read_chunks(path))) > 10
+    [chunked] = ingest_entity(_lenient(settings), EVENTS)
+
+    counts = ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
+    assert [getattr(chunked, c) for c in counts] == [getattr(reference, c) for c in counts]
+    assert (chunked.rows_read, chunked.rows_quarantined) == (30, 1)
+    query = (
+        "select message_id, anonymous_id, _line_no, _row_hash from raw.analytics_events"
+        " order by _line_no"
+    )
+    with connect(settings, read_only=True) as con, connect(whole, read_only=True) as ref:
+        assert con.execute(query).fetchall() == ref.execute(query).fetchall()
+        assert _quarantine(settings) == [
+            (23, None, "bad JSON: Expecting property name enclosed in double quotes (column 2)")
+        ]
