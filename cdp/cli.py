@@ -103,14 +103,47 @@ def _demo(settings: Settings, args: argparse.Namespace) -> None:
     _print_summary(settings, time.perf_counter() - started)
 
 
-def _sql(settings: Settings, query: str) -> None:
+def _read_only(settings: Settings):
+    """The warehouse opened read-only (a clear error if there is none yet)."""
     import duckdb
 
     if not settings.warehouse_path.exists():
         raise UsageError(f"no warehouse at {settings.warehouse_path}; run `cdp demo` first")
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    return duckdb.connect(str(settings.warehouse_path), read_only=True)
+
+
+def _sql(settings: Settings, query: str) -> None:
+    con = _read_only(settings)
     try:
         con.sql(query).show(max_width=200)
+    finally:
+        con.close()
+
+
+def _segments(settings: Settings, args: argparse.Namespace) -> None:
+    from cdp import segments
+
+    if args.action == "validate":
+        definitions = segments.load_definitions(settings.segments_dir)  # raises on any problem
+        print(f"{len(definitions)} segment definitions in {settings.segments_dir} are valid")
+        return
+    con = _read_only(settings)
+    try:
+        if args.action == "list":
+            for info in segments.list_segments(con):
+                print(f"{info.name:<28}{info.members:>8}  {info.kind:<8}{info.description}")
+        elif args.action == "show":
+            info = segments.get_segment(con, args.name)
+            consent = info.consent_purpose or "none required"
+            print(
+                f"{info.name} ({info.kind}, refresh {info.refresh}, owner {info.owner})\n"
+                f"  {info.description}\n  consent: {consent}\n  members: {info.members}"
+                f" (run {info.last_run_id}, as of {info.last_as_of})\n"
+                f"  rule: {info.rule_json}\n  sql:  {' '.join(info.compiled_sql.split())}"
+            )
+        else:
+            for member in segments.segment_members(con, args.name, args.limit):
+                print(f"{member.customer_id}  entered {member.entered_at:%Y-%m-%d %H:%M}")
     finally:
         con.close()
 
@@ -145,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
 
     sub.add_parser("summary", help="print what the warehouse holds")
+
+    seg = sub.add_parser("segments", help="inspect and validate segments")
+    seg_actions = seg.add_subparsers(dest="action", required=True)
+    seg_actions.add_parser("list", help="every segment with its current size")
+    seg_actions.add_parser("validate", help="check every definition in CDP_SEGMENTS_DIR")
+    for action in ("show", "members"):
+        one = seg_actions.add_parser(action, help=f"{action} one segment")
+        one.add_argument("name")
+        if action == "members":
+            one.add_argument("--limit", type=_positive_int, default=20)
     return parser
 
 
@@ -164,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             _sql(settings, args.query)
         elif args.command == "summary":
             _print_summary(settings)
+        elif args.command == "segments":
+            _segments(settings, args)
     except UsageError as exc:
         print(f"cdp: error: {exc}", file=sys.stderr)
         return 2

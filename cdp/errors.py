@@ -8,6 +8,7 @@ def is_user_facing(exc: BaseException) -> bool:
     import duckdb
 
     from cdp.runner import PipelineFailed
+    from cdp.segments import UnknownSegmentError
     from cdp.transform import DbtBuildFailed
 
     user_facing: tuple[type[BaseException], ...] = (
@@ -15,6 +16,7 @@ def is_user_facing(exc: BaseException) -> bool:
         FileNotFoundError,
         PipelineFailed,
         DbtBuildFailed,
+        UnknownSegmentError,
         duckdb.Error,
     )
     return isinstance(exc, user_facing)

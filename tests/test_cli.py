@@ -68,3 +68,21 @@ def test_demo_never_wipes_a_home_it_did_not_create(home, capsys):
     assert main(["demo", "--customers", "50", "--events", "500"]) == 2
     assert "already holds data that `cdp demo` did not create" in capsys.readouterr().err
     assert precious.exists() and not (home / DEMO_MARKER).exists()
+
+
+def test_segments_validate_reports_every_problem(home, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    (folder / "big.yml").write_text(
+        "name: big\ndescription: d\nowner: o\nkind: static\nrefresh: daily\n"
+        "rule: {field: lifetime_valu, op: '>', value: 1}\n"
+    )
+    monkeypatch.setenv("CDP_SEGMENTS_DIR", str(folder))
+    assert main(["segments", "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "big.yml" in err and "lifetime_valu" in err and "lifetime_value" in err
+
+
+def test_segments_validate_accepts_the_starter_library(home, capsys):
+    assert main(["segments", "validate"]) == 0
+    assert "segment definitions in" in capsys.readouterr().out

@@ -203,3 +203,23 @@ def test_late_arriving_events_flow_into_the_marts(platform):
         f"select events_30d from marts.customer_profiles where customer_id = '{customer_id}'",
     )
     assert after == events_30d + 3
+
+
+def test_segments_can_be_inspected_from_the_command_line(platform, monkeypatch, capsys):
+    from cdp.cli import main
+
+    settings, _, _, _ = platform
+    monkeypatch.setenv("CDP_HOME", str(settings.home))
+    [(vip_size,)] = _query(settings, "select count(*) from segments.membership where segment='vip'")
+
+    assert main(["segments", "list"]) == 0
+    listed = {
+        line.split()[0]: int(line.split()[1]) for line in capsys.readouterr().out.splitlines()
+    }
+    assert listed["vip"] == vip_size and len(listed) >= 3
+    assert main(["segments", "members", "vip", "--limit", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == min(2, vip_size)
+    assert main(["segments", "show", "vip"]) == 0
+    assert '"lifetime_value" >= ?' in capsys.readouterr().out
+    assert main(["segments", "show", "vipp"]) == 1
+    assert "unknown segment 'vipp'; did you mean: vip?" in capsys.readouterr().err
