@@ -90,6 +90,15 @@ def records_batch(source_file: str, records: list[dict]) -> Batch:
     return Batch(source_file, hashlib.sha256(content).hexdigest(), len(content), lambda: [rows])
 
 
+#: Rows per Arrow record batch handed to DuckDB: its scan parallelism unit (zero-copy slices).
+_SCAN_UNIT_ROWS = 16_384
+
+
+def _in_scan_units(chunk: pa.Table) -> pa.Table:
+    """The same rows as record batches DuckDB can scan on every core at once."""
+    return pa.Table.from_batches(chunk.to_batches(max_chunksize=_SCAN_UNIT_ROWS), BATCH_SCHEMA)
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -225,7 +234,7 @@ def load_batch(
     con.execute("begin transaction")
     try:
         for chunk in batch.read_chunks():
-            con.register("_incoming", chunk)
+            con.register("_incoming", _in_scan_units(chunk))
             try:
                 con.execute(f"create or replace temp table _validated as {query}")
             finally:
