@@ -28,21 +28,27 @@ class ResolutionResult:
     edges_by_rule: dict[str, int]
 
 
+def _split_key(record_key: str) -> tuple[str, str]:
+    """``crm_customer_id:C1`` → ``("crm_customer_id", "C1")``."""
+    id_type, record_id = record_key.split(":", 1)
+    return id_type, record_id
+
+
 def customer_id_for(anchor_key: str) -> str:
     """Stable customer id derived from the cluster's anchor record key."""
     return "cus_" + hashlib.sha256(anchor_key.encode()).hexdigest()[:16]
 
 
 def _anchor(keys: list[str]) -> str:
-    return min(keys, key=lambda k: (_ANCHOR_PRIORITY[k.split(":", 1)[0]], k))
+    return min(keys, key=lambda k: (_ANCHOR_PRIORITY[_split_key(k)[0]], k))
 
 
 def _collect_edges(
     con: duckdb.DuckDBPyConnection,
-) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str, str]]]:
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """Run every rule; return record edges (left, right, rule) and identifiers found."""
     edges: list[tuple[str, str, str]] = []
-    identifiers: list[tuple[str, str, str, str]] = []  # record_key, type, value, rule
+    identifiers: list[tuple[str, str, str]] = []  # record_key, identifier type, value
     for rule in RULES:
         pairs = con.execute(rule.sql).fetchall()
         if isinstance(rule, LinkRule):
@@ -53,7 +59,7 @@ def _collect_edges(
             value = rule.normalize(raw_value)
             if value is not None:
                 by_value[value].append(record_key)
-                identifiers.append((record_key, rule.identifier_type, value, rule.name))
+                identifiers.append((record_key, rule.identifier_type, value))
         for members in by_value.values():
             members = sorted(set(members))
             edges.extend((members[0], other, rule.name) for other in members[1:])
@@ -84,7 +90,7 @@ def resolve_identities(con: duckdb.DuckDBPyConnection, run_id: str) -> Resolutio
     record_keys = [f"{id_type}:{record_id}" for _, id_type, record_id in records]
     source_of = {f"{id_type}:{record_id}": source for source, id_type, record_id in records}
     edges, identifiers = _collect_edges(con)
-    # Edges may mention records that only exist in rules' joins; keep records only.
+    # Guard: a rule's query could name a key that is not a source record; such edges are dropped.
     edges = [e for e in edges if e[0] in source_of and e[1] in source_of]
     components = connected_components(record_keys, ((left, right) for left, right, _ in edges))
 
@@ -98,19 +104,12 @@ def resolve_identities(con: duckdb.DuckDBPyConnection, run_id: str) -> Resolutio
 
     resolved_at = datetime.now(UTC).replace(tzinfo=None)
     clusters = pd.DataFrame(
-        [
-            (source_of[k], k.split(":", 1)[0], k.split(":", 1)[1], customer_of[k], run_id)
-            for k in sorted(record_keys)
-        ],
+        [(source_of[k], *_split_key(k), customer_of[k], run_id) for k in sorted(record_keys)],
         columns=["source", "id_type", "source_record_id", "customer_id", "run_id"],
     )
     edge_frame = pd.DataFrame(edges, columns=["left_key", "right_key", "rule"])
     identifier_frame = pd.DataFrame(
-        [
-            (source_of.get(k, "unknown"), k.split(":", 1)[0], k.split(":", 1)[1], t, v, run_id)
-            for k, t, v, _ in identifiers
-            if k in source_of
-        ],
+        [(source_of[k], *_split_key(k), t, v, run_id) for k, t, v in identifiers if k in source_of],
         columns=[
             "source",
             "id_type",
