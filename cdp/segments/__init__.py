@@ -14,6 +14,12 @@ from cdp.segments.columns import (
     ProfilesTableMissingError,
     profile_columns,
 )
+from cdp.segments.compiler import (
+    CompiledQuery,
+    CompiledSegment,
+    compile_segment,
+    compile_segment_query,
+)
 from cdp.segments.definitions import (
     ConsentPurpose,
     Refresh,
@@ -26,24 +32,26 @@ from cdp.segments.definitions import (
 )
 from cdp.segments.evaluate import (
     SegmentResult,
-    SegmentRunOrderError,
     compile_definitions,
     ensure_segments_schema,
     evaluate_segments,
 )
+from cdp.segments.explain import Explanation, UnknownCustomerError, explain_membership
 from cdp.segments.rules import (
     AllOf,
     AnyOf,
-    CompiledQuery,
     Condition,
+    EventCount,
+    EventSequence,
+    InSegment,
     Not,
     Op,
     Rule,
     RuleError,
-    compile_rule,
-    compile_segment_query,
+    parse_duration,
     parse_rule,
 )
+from cdp.segments.sources import bind_sources
 
 __all__ = [
     "DEFAULT_PROFILE_COLUMNS",
@@ -51,8 +59,13 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "CompiledQuery",
+    "CompiledSegment",
     "Condition",
     "ConsentPurpose",
+    "EventCount",
+    "EventSequence",
+    "Explanation",
+    "InSegment",
     "Not",
     "Op",
     "ProfilesTableMissingError",
@@ -65,18 +78,21 @@ __all__ = [
     "SegmentKind",
     "SegmentMember",
     "SegmentResult",
-    "SegmentRunOrderError",
+    "UnknownCustomerError",
     "UnknownSegmentError",
+    "bind_sources",
     "compile_definitions",
-    "compile_rule",
+    "compile_segment",
     "compile_segment_query",
     "ensure_segments_schema",
     "evaluate_segments",
+    "explain_membership",
     "get_segment",
     "list_segments",
     "load_definition",
     "load_definitions",
     "parse_definition",
+    "parse_duration",
     "parse_rule",
     "profile_columns",
     "segment_members",

@@ -112,3 +112,11 @@ def profile_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             "validating or evaluating segments"
         )
     return {name: data_type for name, data_type in rows}
+
+
+def profile_columns_or_contract(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The live profile columns, or the contract's before the first build made the table."""
+    try:
+        return profile_columns(con)
+    except ProfilesTableMissingError:
+        return dict(DEFAULT_PROFILE_COLUMNS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,8 +13,16 @@ from typing import Any
 import duckdb
 import yaml
 
-from cdp.segments.columns import DEFAULT_PROFILE_COLUMNS, profile_columns
-from cdp.segments.rules import Rule, RuleError, parse_rule
+from cdp.segments.columns import DEFAULT_PROFILE_COLUMNS, profile_columns_or_contract
+from cdp.segments.rules import (
+    AllOf,
+    InSegment,
+    Not,
+    Rule,
+    RuleError,
+    parse_rule,
+    referenced_segments,
+)
 from cdp.yaml_strict import StrictLoader, load_strict
 
 #: File extensions read from a definitions folder.
@@ -26,18 +35,15 @@ _NAME_MAX = 63
 class SegmentKind(StrEnum):
     """How a segment's membership is computed."""
 
-    STATIC = "static"  # a rule over the current profile attributes
-    DYNAMIC = "dynamic"  # behavioural windows and sequences (planned)
-    MODEL = "model"  # membership from a model score (planned)
-
-
-#: Kinds this engine can evaluate today.
-SUPPORTED_KINDS = frozenset({SegmentKind.STATIC})
+    STATIC = "static"  # profile attributes; evaluated by each build
+    DYNAMIC = "dynamic"  # behavioural windows and sequences; also every micro-batch
+    MODEL = "model"  # model outputs (ml.*); evaluated by each build
 
 
 class Refresh(StrEnum):
     """How often a segment is meant to be recomputed (the scheduler decides what runs when)."""
 
+    MINUTES = "minutes"  # every micro-batch (kind: dynamic)
     HOURLY = "hourly"
     DAILY = "daily"
     WEEKLY = "weekly"
@@ -52,7 +58,7 @@ class ConsentPurpose(StrEnum):
 
 
 REQUIRED_KEYS = ("name", "description", "owner", "kind", "refresh", "rule")
-OPTIONAL_KEYS = ("consent_purpose",)
+OPTIONAL_KEYS = ("consent_purpose", "priority", "exclusions")
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,15 @@ class SegmentDefinition:
     rule: Rule
     consent_purpose: ConsentPurpose | None = None
     path: Path | None = None
+    priority: int = 0  # higher first where audiences compete (e.g. one message per customer)
+    exclusions: tuple[str, ...] = ()  # members of these segments are never members of this one
+
+    @property
+    def effective_rule(self) -> Rule:
+        """The rule with the exclusions applied (``rule and not in_segment X`` for each)."""
+        if not self.exclusions:
+            return self.rule
+        return AllOf((self.rule, *(Not(InSegment(name)) for name in self.exclusions)))
 
 
 class SegmentDefinitionError(ValueError):
@@ -130,12 +145,20 @@ def parse_definition(
             problems.append(f"{key!r} must be non-empty text")
 
     kind = _enum_value(SegmentKind, data.get("kind"), "kind", problems) if "kind" in data else None
-    if kind is not None and kind not in SUPPORTED_KINDS:
-        supported = ", ".join(sorted(k.value for k in SUPPORTED_KINDS))
-        problems.append(f"kind {kind.value!r} is not supported yet (supported: {supported})")
+    priority = data.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        problems.append(f"'priority' must be a whole number, got {priority!r}")
+    exclusions = data.get("exclusions", [])
+    if not isinstance(exclusions, list) or not all(isinstance(e, str) for e in exclusions):
+        problems.append(f"'exclusions' must be a list of segment names, got {exclusions!r}")
     refresh = (
         _enum_value(Refresh, data["refresh"], "refresh", problems) if "refresh" in data else None
     )
+    if refresh is Refresh.MINUTES and kind is not None and kind is not SegmentKind.DYNAMIC:
+        problems.append(
+            f"refresh 'minutes' needs kind 'dynamic' (a {kind.value} segment reads data that only "
+            "changes with each build)"
+        )
     consent = data.get("consent_purpose")
     if consent is not None:
         consent = _enum_value(ConsentPurpose, consent, "consent_purpose", problems)
@@ -162,6 +185,8 @@ def parse_definition(
         rule=rule,  # type: ignore[arg-type]
         consent_purpose=consent,
         path=path,
+        priority=priority,
+        exclusions=tuple(exclusions),
     )
 
 
@@ -190,8 +215,8 @@ def load_definitions(
     """Load and validate every ``*.yml``/``*.yaml`` in a folder, reporting all problems at once.
 
     Fields are checked against ``columns`` if given, else the live ``marts.customer_profiles``
-    columns when ``con`` is given, else the built-in profile contract. ``directory`` defaults to
-    ``settings.segments_dir``.
+    columns when ``con`` is given (and the table exists), else the built-in profile contract.
+    ``directory`` defaults to ``settings.segments_dir``.
     """
     if directory is None:
         from cdp.settings import load_settings
@@ -201,7 +226,7 @@ def load_definitions(
     if not directory.is_dir():
         raise SegmentDefinitionError([(str(directory), "segments folder does not exist")])
     if columns is None:
-        columns = profile_columns(con) if con is not None else DEFAULT_PROFILE_COLUMNS
+        columns = profile_columns_or_contract(con) if con is not None else DEFAULT_PROFILE_COLUMNS
     paths = sorted(
         p for p in directory.iterdir() if p.suffix in DEFINITION_SUFFIXES and p.is_file()
     )
@@ -224,6 +249,47 @@ def load_definitions(
             continue
         seen[definition.name] = path
         definitions.append(definition)
+    problems.extend(reference_problems(definitions))
     if problems:
         raise SegmentDefinitionError(problems)
     return definitions
+
+
+def reference_problems(definitions: Sequence[SegmentDefinition]) -> list[tuple[str, str]]:
+    """``in_segment``/``exclusions`` naming unknown segments, and cycles between segments."""
+    by_name = {d.name: d for d in definitions}
+    problems: list[tuple[str, str]] = []
+    edges: dict[str, list[str]] = {}
+    for d in definitions:
+        file = str(d.path) if d.path else d.name
+        refs = sorted(referenced_segments(d.effective_rule))
+        for ref in refs:
+            if ref not in by_name:
+                close = difflib.get_close_matches(ref, list(by_name), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append((file, f"refers to unknown segment {ref!r}{hint}"))
+        edges[d.name] = [ref for ref in refs if ref in by_name]
+    for cycle in _cycles(edges):
+        file = by_name[cycle[0]].path or cycle[0]
+        problems.append((str(file), f"cycle between segments: {' -> '.join(cycle)}"))
+    return problems
+
+
+def _cycles(edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """Cycles in the segment reference graph, each as a closed path and reported once."""
+    done: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycles.append([*path[path.index(node) :], node])
+            return
+        if node in done:
+            return
+        for target in edges.get(node, []):
+            visit(target, [*path, node])
+        done.add(node)
+
+    for start in sorted(edges):
+        visit(start, [])
+    return cycles

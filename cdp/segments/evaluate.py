@@ -1,4 +1,17 @@
-"""Compute segment membership into the warehouse's ``segments`` schema, incrementally per run."""
+"""Compute segment membership into the warehouse's ``segments`` schema, incrementally per run.
+
+Membership at T is a pure function of (definitions, data, T). History is a per-segment timeline
+that only moves forward:
+
+- a run at T not earlier than a segment's last recorded run diffs the new members against the
+  current ones and writes only the changes (entrants, exits); re-running the latest run first
+  undoes what its previous attempt did, so retries give the same outcome;
+- a run at T earlier than a segment's last recorded run (a replay or backfill of a decided T) is
+  computed the same way but writes nothing; its result says how many members it found and how
+  many differ from what the history says was true at T (0 unless data arrived late);
+- ``segments.sizes`` gets one row per segment per forward run, even when nothing changed (the
+  size time series and the run ledger); membership and history rows change only on a change.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +21,10 @@ from datetime import UTC, date, datetime, time
 
 import duckdb
 
-from cdp.segments.columns import profile_columns
-from cdp.segments.definitions import SUPPORTED_KINDS, SegmentDefinition, SegmentDefinitionError
-from cdp.segments.rules import CompiledQuery, RuleError, compile_segment_query, rule_to_json
+from cdp.segments.compiler import CompiledQuery, CompiledSegment, compile_segment
+from cdp.segments.definitions import Refresh, SegmentDefinition, SegmentDefinitionError
+from cdp.segments.rules import RuleError, rule_to_json
+from cdp.segments.sources import bind_sources
 
 SEGMENTS_DDL = [
     "create schema if not exists segments",
@@ -27,6 +41,7 @@ SEGMENTS_DDL = [
         updated_at TIMESTAMP NOT NULL
     )
     """,
+    "alter table segments.definitions add column if not exists priority INTEGER default 0",
     """
     create table if not exists segments.membership (
         segment VARCHAR NOT NULL,
@@ -72,10 +87,8 @@ class SegmentResult:
     entered: int
     exited: int
     removed: bool = False  # the definition left the folder; its membership was closed
-
-
-class SegmentRunOrderError(ValueError):
-    """A run would rewrite segment history out of order (a backfill or a stale retry)."""
+    replay: bool = False  # T was already decided: computed, compared, nothing written
+    history_mismatch: int = 0  # replay only: members differing from the history at T
 
 
 def ensure_segments_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -95,22 +108,24 @@ def to_utc_naive(moment: datetime | date) -> datetime:
 
 def compile_definitions(
     definitions: Sequence[SegmentDefinition], columns: Mapping[str, str]
-) -> dict[str, CompiledQuery]:
-    """Compile every definition's membership query; raise one error listing every problem."""
+) -> dict[str, CompiledSegment]:
+    """Compile every definition (exclusions and referenced segments included); one error for all."""
     problems: list[tuple[str, str]] = []
-    compiled: dict[str, CompiledQuery] = {}
+    by_name: dict[str, SegmentDefinition] = {}
     for definition in definitions:
-        file = str(definition.path) if definition.path else definition.name
-        if definition.name in compiled:
+        if definition.name in by_name:
+            file = str(definition.path) if definition.path else definition.name
             problems.append((file, f"duplicate segment name {definition.name!r}"))
-            continue
-        if definition.kind not in SUPPORTED_KINDS:
-            problems.append((file, f"kind {definition.kind.value!r} is not supported yet"))
-            continue
+        by_name[definition.name] = definition
+    compiled: dict[str, CompiledSegment] = {}
+    for definition in definitions:
         purpose = definition.consent_purpose.value if definition.consent_purpose else None
         try:
-            compiled[definition.name] = compile_segment_query(definition.rule, columns, purpose)
+            compiled[definition.name] = compile_segment(
+                definition.effective_rule, columns, purpose, by_name, definition.name
+            )
         except RuleError as exc:
+            file = str(definition.path) if definition.path else definition.name
             problems.extend((file, problem) for problem in exc.problems)
     if problems:
         raise SegmentDefinitionError(problems)
@@ -122,37 +137,47 @@ def evaluate_segments(
     definitions: Sequence[SegmentDefinition],
     run_id: str,
     as_of: datetime,
+    refresh: Refresh | None = None,
 ) -> list[SegmentResult]:
-    """Recompute every segment at ``as_of`` and record entries, exits and sizes for ``run_id``.
+    """Evaluate segments at ``as_of`` and record entries, exits and sizes for ``run_id``.
 
-    All definitions are checked against the live profile columns before anything is written;
-    the run is one transaction. Re-running the latest ``run_id`` first undoes what it did, so
-    the outcome is the same however often it runs. Segments in the warehouse but not in
+    Every definition is compiled against the live sources before anything is written, and the
+    run is one transaction. With ``refresh`` only segments of that cadence are evaluated (the
+    micro-batch: ``Refresh.MINUTES``); otherwise segments in the warehouse but not in
     ``definitions`` are closed (members exit at ``as_of``) and their definition is removed.
+    See the module docstring for forward runs, retries and replays.
     """
     if not isinstance(run_id, str) or not run_id.strip():
         raise ValueError(f"run_id must be non-empty text, got {run_id!r}")
     as_of = to_utc_naive(as_of)
-    compiled = compile_definitions(definitions, profile_columns(con))
+    compiled = compile_definitions(definitions, bind_sources(con))
+    selected = [d for d in definitions if refresh is None or d.refresh is refresh]
     computed_at = datetime.now(UTC).replace(tzinfo=None)
 
     con.begin()
     try:
         ensure_segments_schema(con)
-        _check_run_order(con, run_id, as_of)
-        _rewind_run(con, run_id)
         results = []
-        for definition in definitions:
-            query = compiled[definition.name]
+        for definition in selected:
+            query = compiled[definition.name].membership_query()
+            if _is_replay(con, definition.name, run_id, as_of):
+                results.append(_replay(con, definition.name, query, run_id, as_of))
+                continue
+            _rewind_run(con, definition.name, run_id)
             _upsert_definition(con, definition, query, computed_at)
             results.append(_refresh_membership(con, definition.name, query, run_id, as_of))
-        current = {d.name for d in definitions}
-        for name in sorted(_stored_segment_names(con) - current):
-            results.append(_remove_segment(con, name, run_id, as_of))
+        if refresh is None:
+            current = {d.name for d in definitions}
+            for name in sorted(_stored_segment_names(con) - current):
+                results.append(_remove_segment(con, name, run_id, as_of))
         con.execute(f"drop table if exists {_NEW_MEMBERS}")
         _check_consistency(con)
-        con.execute("delete from segments.sizes where run_id = ?", [run_id])
         for r in results:
+            if r.replay:
+                continue
+            con.execute(
+                "delete from segments.sizes where run_id = ? and segment = ?", [run_id, r.segment]
+            )
             con.execute(
                 "insert into segments.sizes values (?, ?, ?, ?, ?, ?, ?)",
                 [r.run_id, r.segment, r.as_of, r.members, r.entered, r.exited, computed_at],
@@ -164,31 +189,49 @@ def evaluate_segments(
     return results
 
 
-def _check_run_order(con: duckdb.DuckDBPyConnection, run_id: str, as_of: datetime) -> None:
-    """Refuse runs that would rewrite history out of order."""
+def _is_replay(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: datetime) -> bool:
+    """Whether T is already decided for the segment: a later run, or this run is not the latest."""
     runs = con.execute(
-        "select run_id, max(as_of), max(computed_at) from segments.sizes group by run_id"
+        "select run_id, as_of, computed_at from segments.sizes where segment = ?", [segment]
     ).fetchall()
     this = next((row for row in runs if row[0] == run_id), None)
-    for other_id, other_as_of, other_computed_at in runs:
-        if other_id == run_id:
-            continue
-        if other_as_of > as_of:
-            raise SegmentRunOrderError(
-                f"run {run_id!r} has as_of {as_of.isoformat()} but run {other_id!r} already "
-                f"evaluated segments at {other_as_of.isoformat()}; membership history is "
-                "incremental and cannot be backfilled out of order"
-            )
-        if this is not None and other_computed_at > this[2]:
-            raise SegmentRunOrderError(
-                f"run {run_id!r} was already evaluated and later run {other_id!r} exists; only "
-                "the latest run can be re-run"
-            )
+    return any(
+        other_as_of > as_of or (this is not None and other_computed_at > this[2])
+        for other_id, other_as_of, other_computed_at in runs
+        if other_id != run_id
+    )
 
 
-def _rewind_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Undo the membership changes a previous attempt of ``run_id`` made (if there was one)."""
-    params = {"run_id": run_id}
+def _replay(
+    con: duckdb.DuckDBPyConnection, segment: str, query: CompiledQuery, run_id: str, as_of: datetime
+) -> SegmentResult:
+    """Recompute a decided T and compare it with what the history says was true at T."""
+    con.execute(f"create or replace temp table {_NEW_MEMBERS} as {query.sql}", query.bind(as_of))
+    members, mismatch = con.execute(
+        f"""
+        with recorded as (
+            select customer_id from segments.membership_history
+            where segment = $segment and entered_at <= $as_of
+              and (exited_at is null or exited_at > $as_of)
+        ),
+        computed as (select customer_id from {_NEW_MEMBERS})
+        select
+            (select count(*) from computed),
+            (select count(*) from (
+                (select * from computed except select * from recorded)
+                union all
+                (select * from recorded except select * from computed)))
+        """,
+        {"segment": segment, "as_of": as_of},
+    ).fetchone()
+    return SegmentResult(
+        segment, run_id, as_of, members, 0, 0, replay=True, history_mismatch=mismatch
+    )
+
+
+def _rewind_run(con: duckdb.DuckDBPyConnection, segment: str, run_id: str) -> None:
+    """Undo the changes a previous attempt of ``run_id`` made to a segment (if there was one)."""
+    params = {"run_id": run_id, "segment": segment}
     # Statements run only when there is something to undo: besides saving work, DuckDB 2.0 lost
     # rows appended later in the same transaction after a zero-row INSERT ... SELECT here.
     entered, exited = con.execute(
@@ -197,13 +240,20 @@ def _rewind_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
             count(*) filter (where entered_run_id = $run_id),
             count(*) filter (where exited_run_id = $run_id)
         from segments.membership_history
+        where segment = $segment
         """,
         params,
     ).fetchone()
     if entered:
-        con.execute("delete from segments.membership where run_id = $run_id", params)
         con.execute(
-            "delete from segments.membership_history where entered_run_id = $run_id", params
+            "delete from segments.membership where run_id = $run_id and segment = $segment", params
+        )
+        con.execute(
+            """
+            delete from segments.membership_history
+            where entered_run_id = $run_id and segment = $segment
+            """,
+            params,
         )
     if exited:
         con.execute(
@@ -211,7 +261,7 @@ def _rewind_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
             insert into segments.membership (segment, customer_id, entered_at, run_id)
             select segment, customer_id, entered_at, entered_run_id
             from segments.membership_history
-            where exited_run_id = $run_id
+            where exited_run_id = $run_id and segment = $segment
             """,
             params,
         )
@@ -219,7 +269,7 @@ def _rewind_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
             """
             update segments.membership_history
             set exited_at = null, exited_run_id = null
-            where exited_run_id = $run_id
+            where exited_run_id = $run_id and segment = $segment
             """,
             params,
         )
@@ -266,13 +316,14 @@ def _upsert_definition(
         definition.kind.value,
         definition.refresh.value,
         definition.consent_purpose.value if definition.consent_purpose else None,
-        rule_to_json(definition.rule),
+        rule_to_json(definition.effective_rule),
         query.sql,
+        definition.priority,
     )
     stored = con.execute(
         """
         select name, description, owner, kind, refresh, consent_purpose,
-            cast(rule_json as varchar), compiled_sql
+            cast(rule_json as varchar), compiled_sql, priority
         from segments.definitions
         where name = ?
         """,
@@ -282,7 +333,11 @@ def _upsert_definition(
         return
     con.execute("delete from segments.definitions where name = ?", [definition.name])
     con.execute(
-        "insert into segments.definitions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """
+        insert into segments.definitions (name, description, owner, kind, refresh,
+            consent_purpose, rule_json, compiled_sql, priority, updated_at)
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
         [*row, computed_at],
     )
 

@@ -1,4 +1,4 @@
-"""The pipeline step: evaluate the configured segment folder against the working warehouse."""
+"""The build step: evaluate every segment in the configured folder against the warehouse."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from cdp.warehouse import connect
 
 
 def refresh_segments(settings: Settings, run_id: str, as_of: datetime) -> dict[str, int]:
-    """Validate every definition in ``settings.segments_dir``, evaluate them, return sizes."""
+    """Validate every definition in ``settings.segments_dir``, evaluate them, return sizes.
+
+    Replayed segments (``as_of`` before their latest run) are computed but not written; they
+    are reported with their recomputed size.
+    """
     with connect(settings) as con:
         definitions = load_definitions(settings.segments_dir, con=con)
         results = evaluate_segments(con, definitions, run_id, as_of)

@@ -1,9 +1,20 @@
-"""Segment rules: the AST, parsing from YAML data, and compilation to parameterized DuckDB SQL.
+"""Segment rules: the AST and its parsing and validation from YAML data.
 
-Field names reach SQL only after they are checked against the known profile columns, and then
-only as quoted identifiers; every value is a ``?`` parameter. Values relative to the run's
-``as_of`` (``within_days``, ``older_than_days``) are markers bound per run, so the compiled SQL
-text of a segment does not change from run to run.
+A rule is a tree of nodes, each a YAML mapping with one leading key:
+
+- ``{field, op, value}`` — a condition on a profile column or a model field
+  (``lifetime_value >= 500``, ``first_seen_at within_days 30``, ``propensity_decile >= 9``);
+- ``{count: EVENT, op, value, within, ending_within?, where?}`` — how many ``EVENT`` events the
+  customer had in a ``within`` window (ending at the run's time T, or — with ``ending_within`` —
+  the busiest such window ending at most ``ending_within`` before T);
+- ``{sequence: EVENT, then: EVENT | then_no: EVENT, within, since, where?}`` — a first event in
+  the ``since`` period before T followed (``then``) or not followed (``then_no``) by a second one
+  within ``within`` after it;
+- ``{in_segment: NAME}`` — membership of another segment (evaluated at the same T);
+- ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``.
+
+``where`` holds conditions on the event's own columns (``category``, ``price``, ...).
+Windows are written ``"<n> <unit>"`` (seconds, minutes, hours, days, weeks).
 
 NULL semantics: a comparison never matches a NULL field (use ``is_null`` for that); ``not``
 negates whether the inner rule matched, so ``not`` of a rule is its exact complement.
@@ -13,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +32,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from cdp.segments.columns import PROFILES_TABLE, ColumnKind, column_kind
+from cdp.segments.columns import ColumnKind, column_kind
+from cdp.segments.sources import EVENT_COLUMNS, MODEL_FIELDS, TRACKED_EVENTS
 
 
 class Op(StrEnum):
@@ -34,6 +47,7 @@ class Op(StrEnum):
     LE = "<="
     IN = "in"
     NOT_IN = "not_in"
+    CONTAINS = "contains"
     IS_NULL = "is_null"
     IS_NOT_NULL = "is_not_null"
     WITHIN_DAYS = "within_days"
@@ -63,7 +77,7 @@ _COMPARABLE = frozenset(
 _ORDERED = _COMPARABLE - {ColumnKind.BOOLEAN}
 _TEMPORAL = frozenset({ColumnKind.DATE, ColumnKind.TIMESTAMP})
 
-#: Every operator and its contract; add an entry (and a branch in ``_compile_condition``) to extend.
+#: Every operator and its contract; add an entry (and a branch in the compiler) to extend.
 OPS: dict[Op, OpSpec] = {
     Op.EQ: OpSpec(ValueShape.SCALAR, _COMPARABLE),
     Op.NE: OpSpec(ValueShape.SCALAR, _COMPARABLE),
@@ -73,11 +87,15 @@ OPS: dict[Op, OpSpec] = {
     Op.LE: OpSpec(ValueShape.SCALAR, _ORDERED),
     Op.IN: OpSpec(ValueShape.LIST, _ORDERED),
     Op.NOT_IN: OpSpec(ValueShape.LIST, _ORDERED),
+    Op.CONTAINS: OpSpec(ValueShape.SCALAR, frozenset({ColumnKind.TEXT})),
     Op.IS_NULL: OpSpec(ValueShape.NONE, frozenset(ColumnKind)),
     Op.IS_NOT_NULL: OpSpec(ValueShape.NONE, frozenset(ColumnKind)),
     Op.WITHIN_DAYS: OpSpec(ValueShape.DAYS, _TEMPORAL),
     Op.OLDER_THAN_DAYS: OpSpec(ValueShape.DAYS, _TEMPORAL),
 }
+
+#: Operators a count compares with (counts are whole numbers).
+COUNT_OPS = (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE)
 
 Scalar = int | float | Decimal | str | bool | date | datetime
 Value = Scalar | tuple[Scalar, ...] | None
@@ -85,11 +103,42 @@ Value = Scalar | tuple[Scalar, ...] | None
 
 @dataclass(frozen=True)
 class Condition:
-    """One test on one profile column, e.g. ``lifetime_value >= 500``."""
+    """One test on one column (a profile column, model field or event column)."""
 
     field: str
     op: Op
     value: Value = None
+
+
+@dataclass(frozen=True)
+class EventCount:
+    """``count(event where ...) op value`` in a sliding ``within`` window (see the compiler)."""
+
+    event: str
+    op: Op
+    value: int
+    within: timedelta
+    ending_within: timedelta = timedelta(0)
+    where: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventSequence:
+    """A ``first`` event in the ``since`` period, then (or ``absent``: then no) ``second`` event."""
+
+    first: str
+    second: str
+    absent: bool
+    within: timedelta
+    since: timedelta
+    where: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class InSegment:
+    """Membership of another segment at the same run time."""
+
+    segment: str
 
 
 @dataclass(frozen=True)
@@ -113,15 +162,22 @@ class Not:
     rule: Rule
 
 
-Rule = Condition | AllOf | AnyOf | Not
+Rule = Condition | EventCount | EventSequence | InSegment | AllOf | AnyOf | Not
 
 _COMBINATORS = ("all", "any", "not")
+_LEAF_KINDS = ("field", "count", "sequence", "in_segment")
 _CONDITION_KEYS = ("field", "op", "value")
+_COUNT_KEYS = ("count", "op", "value", "within", "ending_within", "where")
+_SEQUENCE_KEYS = ("sequence", "then", "then_no", "within", "since", "where")
 _MISSING = object()
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week)s?\s*$")
+#: The longest window a rule may use.
+MAX_WINDOW = timedelta(days=3660)
 
 
 class RuleError(ValueError):
-    """A rule is malformed or does not fit the profile columns; ``problems`` lists each issue."""
+    """A rule is malformed or does not fit the known fields; ``problems`` lists each issue."""
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
@@ -133,10 +189,15 @@ class RuleError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+def rule_fields_catalog(profile_columns: Mapping[str, str]) -> dict[str, str]:
+    """Fields a ``field`` condition may use: the profile columns and the model fields."""
+    return {**profile_columns, **MODEL_FIELDS}
+
+
 def parse_rule(raw: Any, columns: Mapping[str, str], where: str = "rule") -> Rule:
-    """Parse YAML data into a rule, checked against ``columns`` (name → DuckDB type)."""
+    """Parse YAML data into a rule, checked against the profile ``columns`` (name → type)."""
     problems: list[str] = []
-    rule = _parse_node(raw, columns, where, problems)
+    rule = _parse_node(raw, rule_fields_catalog(columns), where, problems)
     if problems or rule is None:
         raise RuleError(problems or [f"{where}: empty rule"])
     return rule
@@ -155,51 +216,75 @@ def _type_name(value: Any) -> str:
 
 
 def _parse_node(
-    raw: Any, columns: Mapping[str, str], where: str, problems: list[str]
+    raw: Any, fields: Mapping[str, str], where: str, problems: list[str]
 ) -> Rule | None:
     if not isinstance(raw, Mapping):
         problems.append(
-            f"{where}: expected a mapping with one of 'all', 'any', 'not' or 'field', "
+            f"{where}: expected a mapping with one of {', '.join(_COMBINATORS + _LEAF_KINDS)}, "
             f"got {_type_name(raw)}"
         )
         return None
-    combinators = [key for key in _COMBINATORS if key in raw]
-    if len(combinators) > 1 or (combinators and "field" in raw):
-        used = ", ".join(repr(k) for k in [*combinators, *(["field"] if "field" in raw else [])])
-        problems.append(f"{where}: mixes {used}; a rule node uses exactly one of them")
+    leading = [key for key in _COMBINATORS + _LEAF_KINDS if key in raw]
+    if len(leading) != 1:
+        if leading:
+            used = ", ".join(repr(k) for k in leading)
+            problems.append(f"{where}: mixes {used}; a rule node uses exactly one of them")
+        else:
+            keys = ", ".join(str(k) for k in raw) or "none"
+            problems.append(
+                f"{where}: a rule node needs one of {', '.join(_COMBINATORS + _LEAF_KINDS)} "
+                f"(got keys: {keys})"
+            )
         return None
-    if combinators:
-        key = combinators[0]
-        extra = sorted(str(k) for k in raw if k != key)
-        if extra:
-            problems.append(f"{where}: unexpected key(s) {', '.join(extra)} next to '{key}'")
-        if key == "not":
-            child = _parse_node(raw["not"], columns, f"{where}.not", problems)
-            return Not(child) if child is not None else None
-        items = raw[key]
-        if not isinstance(items, list) or not items:
-            problems.append(f"{where}.{key}: expected a non-empty list of rules")
-            return None
-        children = [
-            _parse_node(item, columns, f"{where}.{key}[{i}]", problems)
-            for i, item in enumerate(items)
-        ]
-        if any(child is None for child in children):
-            return None
-        combinator = AllOf if key == "all" else AnyOf
-        return combinator(tuple(c for c in children if c is not None))
-    return _parse_condition(raw, columns, where, problems)
+    key = leading[0]
+    if key == "field":
+        return _parse_condition(raw, fields, "profiles or model fields", where, problems)
+    if key == "count":
+        return _parse_count(raw, where, problems)
+    if key == "sequence":
+        return _parse_sequence(raw, where, problems)
+    if key == "in_segment":
+        return _parse_in_segment(raw, where, problems)
+    extra = sorted(str(k) for k in raw if k != key)
+    if extra:
+        problems.append(f"{where}: unexpected key(s) {', '.join(extra)} next to '{key}'")
+    if key == "not":
+        child = _parse_node(raw["not"], fields, f"{where}.not", problems)
+        return Not(child) if child is not None else None
+    items = raw[key]
+    if not isinstance(items, list) or not items:
+        problems.append(f"{where}.{key}: expected a non-empty list of rules")
+        return None
+    children = [
+        _parse_node(item, fields, f"{where}.{key}[{i}]", problems) for i, item in enumerate(items)
+    ]
+    if any(child is None for child in children):
+        return None
+    combinator = AllOf if key == "all" else AnyOf
+    return combinator(tuple(c for c in children if c is not None))
+
+
+def _unknown_keys(
+    raw: Mapping[str, Any], allowed: tuple[str, ...], where: str, problems: list[str]
+) -> bool:
+    """Record keys of ``raw`` outside ``allowed``; return whether there were any."""
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        allowed_text = ", ".join(allowed)
+        problems.append(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed here: {allowed_text}"
+        )
+    return bool(unknown)
 
 
 def _parse_condition(
-    raw: Mapping[str, Any], columns: Mapping[str, str], where: str, problems: list[str]
+    raw: Mapping[str, Any],
+    fields: Mapping[str, str],
+    source: str,
+    where: str,
+    problems: list[str],
 ) -> Condition | None:
-    unknown = sorted(str(k) for k in raw if k not in _CONDITION_KEYS)
-    if unknown:
-        problems.append(
-            f"{where}: unknown key(s) {', '.join(unknown)}; a condition has keys field, op, value "
-            "(or use all/any/not)"
-        )
+    if _unknown_keys(raw, _CONDITION_KEYS, where, problems):
         return None
     missing = [k for k in ("field", "op") if k not in raw]
     if missing:
@@ -209,20 +294,136 @@ def _parse_condition(
     if not isinstance(field, str):
         problems.append(f"{where}: 'field' must be a column name, got {_type_name(field)}")
         return None
-    if not isinstance(op_name, str) or op_name not in OPS:
-        valid = ", ".join(op.value for op in Op)
-        hint = difflib.get_close_matches(str(op_name), [op.value for op in Op], n=1)
-        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
-        problems.append(f"{where}: unknown op {op_name!r}{did_you_mean}; valid ops: {valid}")
+    op = _parse_op(op_name, tuple(Op), where, problems)
+    if op is None:
         return None
-    condition, problem = check_condition(field, Op(op_name), raw.get("value", _MISSING), columns)
+    condition, problem = check_condition(field, op, raw.get("value", _MISSING), fields, source)
     if problem:
         problems.append(f"{where}: {problem}")
     return condition
 
 
+def _parse_op(raw: Any, allowed: tuple[Op, ...], where: str, problems: list[str]) -> Op | None:
+    names = [op.value for op in allowed]
+    if not isinstance(raw, str) or raw not in names:
+        hint = difflib.get_close_matches(str(raw), names, n=1)
+        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+        problems.append(f"{where}: unknown op {raw!r}{did_you_mean}; valid ops: {', '.join(names)}")
+        return None
+    return Op(raw)
+
+
+def parse_duration(raw: Any) -> timedelta:
+    """``"10 minutes"`` → ``timedelta(minutes=10)``; raise ``ValueError`` on anything else."""
+    match = _DURATION.match(raw) if isinstance(raw, str) else None
+    if match is None:
+        raise ValueError(
+            f"bad window {raw!r}: write '<whole number> <unit>' with unit seconds, minutes, "
+            "hours, days or weeks, e.g. '10 minutes'"
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    window = timedelta(**{unit + "s": amount})
+    if not timedelta(0) < window <= MAX_WINDOW:
+        raise ValueError(
+            f"bad window {raw!r}: must be longer than 0 and at most {MAX_WINDOW.days} days"
+        )
+    return window
+
+
+def _duration(
+    raw: Mapping[str, Any], key: str, where: str, problems: list[str], required: bool = True
+) -> timedelta | None:
+    if key not in raw:
+        if required:
+            problems.append(f"{where}: missing required key {key!r} (a window such as '30 days')")
+        return None
+    try:
+        return parse_duration(raw[key])
+    except ValueError as exc:
+        problems.append(f"{where}.{key}: {exc}")
+        return None
+
+
+def _event_name(raw: Any, where: str, problems: list[str]) -> str | None:
+    if isinstance(raw, str) and raw in TRACKED_EVENTS:
+        return raw
+    close = difflib.get_close_matches(str(raw), TRACKED_EVENTS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    problems.append(
+        f"{where}: unknown event {raw!r}{hint}; tracked events: {', '.join(TRACKED_EVENTS)}"
+    )
+    return None
+
+
+def _event_filters(raw: Mapping[str, Any], where: str, problems: list[str]) -> tuple | None:
+    items = raw.get("where", [])
+    if not isinstance(items, list):
+        problems.append(f"{where}.where: expected a list of conditions on event columns")
+        return None
+    before = len(problems)
+    filters = [
+        _parse_condition(item, EVENT_COLUMNS, "event columns", f"{where}.where[{i}]", problems)
+        if isinstance(item, Mapping)
+        else problems.append(f"{where}.where[{i}]: expected a mapping with field, op, value")
+        for i, item in enumerate(items)
+    ]
+    return None if len(problems) > before else tuple(filters)
+
+
+def _parse_count(raw: Mapping[str, Any], where: str, problems: list[str]) -> EventCount | None:
+    before = len(problems)
+    where = f"{where}.count"
+    _unknown_keys(raw, _COUNT_KEYS, where, problems)
+    event = _event_name(raw["count"], where, problems)
+    op = _parse_op(raw.get("op"), COUNT_OPS, where, problems)
+    value = raw.get("value")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        problems.append(f"{where}: 'value' must be a whole number >= 0, got {value!r}")
+    within = _duration(raw, "within", where, problems)
+    ending = _duration(raw, "ending_within", where, problems, required=False)
+    filters = _event_filters(raw, where, problems)
+    if len(problems) > before:
+        return None
+    return EventCount(event, op, value, within, ending or timedelta(0), filters)  # type: ignore[arg-type]
+
+
+def _parse_sequence(
+    raw: Mapping[str, Any], where: str, problems: list[str]
+) -> EventSequence | None:
+    before = len(problems)
+    where = f"{where}.sequence"
+    _unknown_keys(raw, _SEQUENCE_KEYS, where, problems)
+    first = _event_name(raw["sequence"], where, problems)
+    follow_keys = [k for k in ("then", "then_no") if k in raw]
+    second = None
+    if len(follow_keys) != 1:
+        problems.append(f"{where}: needs exactly one of 'then' or 'then_no' (the second event)")
+    else:
+        second = _event_name(raw[follow_keys[0]], f"{where}.{follow_keys[0]}", problems)
+    within = _duration(raw, "within", where, problems)
+    since = _duration(raw, "since", where, problems)
+    filters = _event_filters(raw, where, problems)
+    if len(problems) > before:
+        return None
+    return EventSequence(first, second, follow_keys[0] == "then_no", within, since, filters)  # type: ignore[arg-type]
+
+
+def _parse_in_segment(raw: Mapping[str, Any], where: str, problems: list[str]) -> InSegment | None:
+    name = raw["in_segment"]
+    if _unknown_keys(raw, ("in_segment",), where, problems):
+        return None
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}: 'in_segment' must be a segment name, got {_type_name(name)}")
+        return None
+    return InSegment(name)
+
+
 def check_condition(
-    field: str, op: Op, value: Any, columns: Mapping[str, str]
+    field: str,
+    op: Op,
+    value: Any,
+    columns: Mapping[str, str],
+    source: str = "profiles or model fields",
 ) -> tuple[Condition | None, str | None]:
     """Validate one condition; return it with its value normalized, or a problem message."""
     if field not in columns:
@@ -232,7 +433,7 @@ def check_condition(
             if close
             else f"; known fields: {', '.join(columns)}"
         )
-        return None, f"unknown field {field!r} (not a column of {PROFILES_TABLE}){hint}"
+        return None, f"unknown field {field!r} (not one of the {source}){hint}"
     kind = column_kind(columns[field])
     spec = OPS[op]
     if kind not in spec.kinds:
@@ -319,7 +520,7 @@ def _check_temporal(value: Any, kind: ColumnKind) -> tuple[Scalar | None, str | 
 
 
 # --------------------------------------------------------------------------------------------
-# Serialization
+# Serialization and inspection
 # --------------------------------------------------------------------------------------------
 
 
@@ -333,6 +534,23 @@ def _json_value(value: Value) -> Any:
     return value
 
 
+def format_duration(window: timedelta) -> str:
+    """``timedelta(minutes=10)`` → ``"10 minutes"`` (the largest whole unit)."""
+    seconds = int(window.total_seconds())
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            amount = seconds // size
+            return f"{amount} {unit}{'s' if amount != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _condition_dict(rule: Condition) -> dict[str, Any]:
+    out: dict[str, Any] = {"field": rule.field, "op": rule.op.value}
+    if OPS[rule.op].shape is not ValueShape.NONE:
+        out["value"] = _json_value(rule.value)
+    return out
+
+
 def rule_to_dict(rule: Rule) -> dict[str, Any]:
     """The rule as plain data in the YAML grammar (dates as ISO strings)."""
     if isinstance(rule, AllOf):
@@ -341,10 +559,32 @@ def rule_to_dict(rule: Rule) -> dict[str, Any]:
         return {"any": [rule_to_dict(r) for r in rule.rules]}
     if isinstance(rule, Not):
         return {"not": rule_to_dict(rule.rule)}
-    out: dict[str, Any] = {"field": rule.field, "op": rule.op.value}
-    if OPS[rule.op].shape is not ValueShape.NONE:
-        out["value"] = _json_value(rule.value)
-    return out
+    if isinstance(rule, InSegment):
+        return {"in_segment": rule.segment}
+    filters = (
+        {"where": [_condition_dict(c) for c in rule.where]}
+        if not isinstance(rule, Condition) and rule.where
+        else {}
+    )
+    if isinstance(rule, EventCount):
+        out: dict[str, Any] = {
+            "count": rule.event,
+            "op": rule.op.value,
+            "value": rule.value,
+            "within": format_duration(rule.within),
+        }
+        if rule.ending_within:
+            out["ending_within"] = format_duration(rule.ending_within)
+        return {**out, **filters}
+    if isinstance(rule, EventSequence):
+        return {
+            "sequence": rule.first,
+            "then_no" if rule.absent else "then": rule.second,
+            "within": format_duration(rule.within),
+            "since": format_duration(rule.since),
+            **filters,
+        }
+    return _condition_dict(rule)
 
 
 def rule_to_json(rule: Rule) -> str:
@@ -352,145 +592,54 @@ def rule_to_json(rule: Rule) -> str:
     return json.dumps(rule_to_dict(rule), sort_keys=True)
 
 
+def _describe_condition(cond: Condition) -> str:
+    if OPS[cond.op].shape is ValueShape.NONE:
+        return f"{cond.field} {cond.op.value.replace('_', ' ')}"
+    value = _json_value(cond.value)
+    return f"{cond.field} {cond.op.value.replace('_', ' ')} {json.dumps(value)}"
+
+
+def describe_leaf(rule: Rule) -> str:
+    """A one-line human reading of a leaf rule, as ``explain`` prints it."""
+    filters = ""
+    if isinstance(rule, EventCount | EventSequence) and rule.where:
+        filters = " where " + " and ".join(_describe_condition(c) for c in rule.where)
+    if isinstance(rule, EventCount):
+        ending = (
+            f", window ending in the last {format_duration(rule.ending_within)}"
+            if rule.ending_within
+            else ""
+        )
+        return (
+            f"count({rule.event}{filters}) {rule.op.value} {rule.value} "
+            f"within {format_duration(rule.within)}{ending}"
+        )
+    if isinstance(rule, EventSequence):
+        then = "then no" if rule.absent else "then"
+        return (
+            f"{rule.first}{filters} in the last {format_duration(rule.since)}, {then} "
+            f"{rule.second} within {format_duration(rule.within)}"
+        )
+    if isinstance(rule, InSegment):
+        return f"in segment {rule.segment}"
+    if isinstance(rule, Condition):
+        return _describe_condition(rule)
+    raise TypeError(f"not a leaf rule: {rule!r}")
+
+
 def rule_fields(rule: Rule) -> set[str]:
-    """Every profile column a rule reads."""
+    """Every profile column or model field a rule's ``field`` conditions read."""
     if isinstance(rule, AllOf | AnyOf):
         return set().union(*(rule_fields(r) for r in rule.rules))
     if isinstance(rule, Not):
         return rule_fields(rule.rule)
-    return {rule.field}
+    return {rule.field} if isinstance(rule, Condition) else set()
 
 
-# --------------------------------------------------------------------------------------------
-# Compilation
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AsOfParam:
-    """A parameter bound at run time: the run's ``as_of`` minus ``days`` (a date if ``as_date``)."""
-
-    days: int = 0
-    as_date: bool = False
-
-    def resolve(self, as_of: datetime) -> date | datetime:
-        """The concrete value for a run at ``as_of``."""
-        moment = as_of - timedelta(days=self.days)
-        return moment.date() if self.as_date else moment
-
-
-Param = Scalar | AsOfParam
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    """SQL with ``?`` placeholders and its parameters, some of them relative to ``as_of``."""
-
-    sql: str
-    params: tuple[Param, ...]
-
-    def bind(self, as_of: datetime) -> list[Scalar]:
-        """The parameter list for a run at ``as_of`` (naive UTC)."""
-        return [p.resolve(as_of) if isinstance(p, AsOfParam) else p for p in self.params]
-
-
-def quote_identifier(name: str) -> str:
-    """Quote a SQL identifier (doubling embedded quotes)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-_COMPARISONS = {Op.EQ: "=", Op.NE: "<>", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
-
-
-def compile_rule(rule: Rule, columns: Mapping[str, str]) -> CompiledQuery:
-    """Compile a rule to a SQL boolean expression over the profile columns."""
-    params: list[Param] = []
-    problems: list[str] = []
-    sql = _compile(rule, columns, params, problems)
-    if problems:
-        raise RuleError(problems)
-    return CompiledQuery(sql, tuple(params))
-
-
-def _compile(
-    rule: Rule, columns: Mapping[str, str], params: list[Param], problems: list[str]
-) -> str:
+def referenced_segments(rule: Rule) -> set[str]:
+    """Names of the segments a rule's ``in_segment`` nodes refer to."""
     if isinstance(rule, AllOf | AnyOf):
-        joiner = " and " if isinstance(rule, AllOf) else " or "
-        return "(" + joiner.join(_compile(r, columns, params, problems) for r in rule.rules) + ")"
+        return set().union(*(referenced_segments(r) for r in rule.rules))
     if isinstance(rule, Not):
-        return f"(not coalesce({_compile(rule.rule, columns, params, problems)}, false))"
-    # Re-check against the columns we compile for: never emit an unchecked identifier.
-    checked, problem = check_condition(
-        rule.field,
-        rule.op,
-        list(rule.value) if isinstance(rule.value, tuple) else rule.value,
-        columns,
-    )
-    if problem or checked is None:
-        problems.append(problem or f"invalid condition on {rule.field!r}")
-        return "false"
-    return _compile_condition(checked, column_kind(columns[checked.field]), params)
-
-
-def _compile_condition(cond: Condition, kind: ColumnKind, params: list[Param]) -> str:
-    column = quote_identifier(cond.field)
-    as_date = kind is ColumnKind.DATE
-    if cond.op in _COMPARISONS:
-        params.append(cond.value)  # type: ignore[arg-type]
-        return f"{column} {_COMPARISONS[cond.op]} ?"
-    if cond.op in (Op.IN, Op.NOT_IN):
-        values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-        params.extend(values)
-        keyword = "in" if cond.op is Op.IN else "not in"
-        return f"{column} {keyword} ({', '.join('?' for _ in values)})"
-    if cond.op is Op.IS_NULL:
-        return f"{column} is null"
-    if cond.op is Op.IS_NOT_NULL:
-        return f"{column} is not null"
-    if cond.op is Op.WITHIN_DAYS:
-        params.extend([AsOfParam(int(cond.value), as_date), AsOfParam(0, as_date)])  # type: ignore[arg-type]
-        return f"({column} >= ? and {column} <= ?)"
-    if cond.op is Op.OLDER_THAN_DAYS:
-        params.append(AsOfParam(int(cond.value), as_date))  # type: ignore[arg-type]
-        return f"{column} < ?"
-    raise AssertionError(f"op {cond.op} has no SQL translation")  # pragma: no cover
-
-
-def consent_column(purpose: str) -> str:
-    """The profile column that holds consent for a purpose."""
-    return f"has_consent_{purpose}"
-
-
-def compile_segment_query(
-    rule: Rule, columns: Mapping[str, str], consent_purpose: str | None = None
-) -> CompiledQuery:
-    """Compile the query selecting a segment's members: the rule, plus consent when required."""
-    problems: list[str] = []
-    if "customer_id" not in columns:
-        problems.append(f"{PROFILES_TABLE} has no customer_id column")
-    consent_sql = ""
-    if consent_purpose is not None:
-        column = consent_column(consent_purpose)
-        if column not in columns:
-            problems.append(
-                f"consent_purpose {consent_purpose!r} needs column {column!r} in {PROFILES_TABLE}"
-            )
-        elif column_kind(columns[column]) is not ColumnKind.BOOLEAN:
-            problems.append(f"consent column {column!r} must be BOOLEAN, is {columns[column]}")
-        else:
-            consent_sql = f"\n  and coalesce({quote_identifier(column)}, false)"
-    try:
-        where = compile_rule(rule, columns)
-    except RuleError as exc:
-        problems.extend(exc.problems)
-    if problems:
-        raise RuleError(problems)
-    sql = (
-        f"select distinct {quote_identifier('customer_id')} as customer_id\n"
-        f"from {PROFILES_TABLE}\n"
-        f"where {quote_identifier('customer_id')} is not null\n"
-        f"  and {where.sql}"
-        f"{consent_sql}"
-    )
-    return CompiledQuery(sql, where.params)
+        return referenced_segments(rule.rule)
+    return {rule.segment} if isinstance(rule, InSegment) else set()

@@ -10,12 +10,11 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from segment_data import AS_OF, INJECTION, EventLog
 
-from cdp.segments.columns import profile_columns
-from cdp.segments.rules import compile_segment_query, parse_rule
-
-AS_OF = datetime(2025, 6, 30, 12, 0, 0)
-INJECTION = "x'); drop table marts.customer_profiles; --"
+from cdp.segments import bind_sources
+from cdp.segments.compiler import compile_segment_query
+from cdp.segments.rules import parse_rule
 
 PROFILE_DDL = """
 create table marts.customer_profiles (
@@ -112,7 +111,7 @@ def _members_for(
     con: duckdb.DuckDBPyConnection, rule: Any, consent_purpose: str | None = None
 ) -> set[str]:
     """Customer ids a rule (YAML data) selects from the fixture profiles at ``AS_OF``."""
-    columns = profile_columns(con)
+    columns = bind_sources(con)
     query = compile_segment_query(parse_rule(rule, columns), columns, consent_purpose)
     return {row[0] for row in con.execute(query.sql, query.bind(AS_OF)).fetchall()}
 
@@ -139,3 +138,16 @@ def as_of() -> datetime:
 def injection() -> str:
     """A SQL-injection-shaped string (also stored as customer c5's country)."""
     return INJECTION
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Iterator[EventLog]:
+    """An empty warehouse with the real raw/identity schema; add events with ``events.track``."""
+    from cdp.warehouse import ensure_schema
+
+    connection = duckdb.connect(str(tmp_path / "events.duckdb"))
+    ensure_schema(connection)
+    try:
+        yield EventLog(connection)
+    finally:
+        connection.close()

@@ -178,7 +178,9 @@ def test_missing_condition_key(segments_dir: Path, write_segment: Callable[..., 
     ("fields", "expected"),
     [
         ({"kind": "behavioural"}, "'kind' must be one of static, dynamic, model"),
-        ({"kind": "dynamic"}, "kind 'dynamic' is not supported yet"),
+        ({"priority": "high"}, "'priority' must be a whole number"),
+        ({"refresh": "minutes"}, "refresh 'minutes' needs kind 'dynamic'"),
+        ({"exclusions": "vip"}, "'exclusions' must be a list of segment names"),
         ({"refresh": "sometimes"}, "'refresh' must be one of"),
         ({"consent_purpose": "spam"}, "'consent_purpose' must be one of email_marketing"),
         ({"owner": ""}, "'owner' must be non-empty text"),
@@ -252,10 +254,27 @@ def test_empty_folder_has_no_segments(segments_dir: Path) -> None:
     assert load_definitions(segments_dir) == []
 
 
-def test_missing_profiles_table_is_a_clear_error(
+def test_before_the_first_build_fields_come_from_the_contract(
     segments_dir: Path, write_segment: Callable[..., Path]
 ) -> None:
     write_segment(segments_dir, "vip", GOOD_RULE)
-    con = duckdb.connect()
-    with pytest.raises(LookupError, match="marts.customer_profiles does not exist"):
-        load_definitions(segments_dir, con=con)
+    con = duckdb.connect()  # no marts.customer_profiles yet
+    assert [d.name for d in load_definitions(segments_dir, con=con)] == ["vip"]
+    write_segment(segments_dir, "odd", {"field": "loyalty_tier", "op": "is_null"})
+    assert "unknown field 'loyalty_tier'" in _error(segments_dir, con)
+
+
+def test_unknown_segment_references_and_cycles(
+    segments_dir: Path, write_segment: Callable[..., Path]
+) -> None:
+    write_segment(segments_dir, "a", {"all": [GOOD_RULE, {"in_segment": "b"}]})
+    write_segment(segments_dir, "b", {"not": {"in_segment": "c"}})
+    write_segment(segments_dir, "c", GOOD_RULE, exclusions=["a"])
+    write_segment(segments_dir, "d", {"in_segment": "vipp"})
+    write_segment(segments_dir, "vip", GOOD_RULE)
+    write_segment(segments_dir, "selfish", {"in_segment": "selfish"})
+    message = _error(segments_dir)
+    assert "cycle between segments: a -> b -> c -> a" in message
+    assert "cycle between segments: selfish -> selfish" in message
+    assert "refers to unknown segment 'vipp' (did you mean 'vip'?)" in message
+    assert message.count("cycle") == 2

@@ -13,7 +13,6 @@ import cdp.segments.evaluate as evaluate_module
 from cdp.segments import (
     SegmentDefinitionError,
     SegmentResult,
-    SegmentRunOrderError,
     evaluate_segments,
     load_definitions,
 )
@@ -98,7 +97,7 @@ def test_first_run_writes_every_table(
     ).fetchone()
     assert (name, kind, refresh, consent) == ("big_spenders", "static", "daily", None)
     assert '"field": "lifetime_value"' in rule_json
-    assert '"lifetime_value" >= ?' in sql
+    assert 'p."lifetime_value" >= $p0' in sql
     _assert_membership_matches_open_history(con)
 
 
@@ -218,18 +217,21 @@ def test_retrying_the_latest_run_on_new_data_replaces_it(
     _assert_membership_matches_open_history(con)
 
 
-def test_runs_cannot_go_back_in_time(
+def test_runs_before_the_latest_are_replays_that_write_nothing(
     con: duckdb.DuckDBPyConnection, segments_dir: Path, write_segment: WriteSegment
 ) -> None:
     write_segment(segments_dir, "big_spenders", BIG_SPENDERS)
     _run(con, segments_dir, "r1", T1)
+    con.execute("update marts.customer_profiles set lifetime_value = 900 where customer_id = 'c2'")
     _run(con, segments_dir, "r2", T2)
-    snapshot = (_history(con), _sizes(con))
-    with pytest.raises(SegmentRunOrderError, match="cannot be backfilled out of order"):
-        _run(con, segments_dir, "r0", T1 - timedelta(days=1))
-    with pytest.raises(SegmentRunOrderError, match="only the latest run can be re-run"):
-        _run(con, segments_dir, "r1", T2)
-    assert (_history(con), _sizes(con)) == snapshot
+    snapshot = (_history(con), _sizes(con), _members(con, "big_spenders"))
+    backfill = _run(con, segments_dir, "r0", T1 - timedelta(days=1))["big_spenders"]
+    assert backfill.replay and (backfill.entered, backfill.exited) == (0, 0)
+    # nobody was a member a day before the first run; today's profiles select 3
+    assert (backfill.members, backfill.history_mismatch) == (3, 3)
+    stale_retry = _run(con, segments_dir, "r1", T2)["big_spenders"]
+    assert stale_retry.replay and stale_retry.history_mismatch == 0
+    assert (_history(con), _sizes(con), _members(con, "big_spenders")) == snapshot
 
 
 def test_removed_segment_is_closed_and_dropped(

@@ -13,10 +13,9 @@ from cdp.segments import (
     Condition,
     Op,
     RuleError,
-    compile_rule,
+    bind_sources,
     compile_segment_query,
     parse_rule,
-    profile_columns,
 )
 
 ALL = {"c1", "c2", "c3", "c4", "c5"}
@@ -35,6 +34,8 @@ Members = Callable[..., set[str]]
         ({"field": "top_intent_score", "op": ">=", "value": 0.5}, {"c1", "c4"}),
         ({"field": "country", "op": "in", "value": ["US", "CA"]}, {"c1", "c2"}),
         ({"field": "country", "op": "not_in", "value": ["US", "CA"]}, {"c3", "c5"}),
+        ({"field": "country", "op": "contains", "value": "U"}, {"c1"}),
+        ({"field": "country", "op": "contains", "value": "drop table"}, {"c5"}),
         ({"field": "order_count", "op": "in", "value": [0, 1]}, {"c3", "c4"}),
         ({"field": "country", "op": "is_null"}, {"c4"}),
         ({"field": "lifetime_value", "op": "is_not_null"}, {"c1", "c2", "c4", "c5"}),
@@ -130,11 +131,11 @@ def test_consent_needs_its_column(con: duckdb.DuckDBPyConnection) -> None:
 def test_injection_shaped_values_are_data(
     con: duckdb.DuckDBPyConnection, members_for: Members, injection: str
 ) -> None:
-    columns = profile_columns(con)
+    columns = bind_sources(con)
     rule = parse_rule({"field": "country", "op": "=", "value": injection}, columns)
     query = compile_segment_query(rule, columns)
     assert injection not in query.sql
-    assert injection in query.params
+    assert injection in query.params.values()
     assert members_for(con, {"field": "country", "op": "=", "value": injection}) == {"c5"}
     assert members_for(con, {"field": "country", "op": "in", "value": ["US", injection]}) == {
         "c1",
@@ -154,12 +155,12 @@ def test_injection_shaped_values_are_data(
     ],
 )
 def test_injection_shaped_fields_are_rejected(con: duckdb.DuckDBPyConnection, field: str) -> None:
-    columns = profile_columns(con)
+    columns = bind_sources(con)
     with pytest.raises(RuleError, match="unknown field"):
         parse_rule({"field": field, "op": "is_null"}, columns)
     # a hand-built AST is checked again at compile time: unchecked names never reach SQL
     with pytest.raises(RuleError, match="unknown field"):
-        compile_rule(Condition(field, Op.IS_NULL), columns)
+        compile_segment_query(Condition(field, Op.IS_NULL), columns)
 
 
 def test_odd_column_names_are_quoted(con: duckdb.DuckDBPyConnection, members_for: Members) -> None:
@@ -170,24 +171,24 @@ def test_odd_column_names_are_quoted(con: duckdb.DuckDBPyConnection, members_for
 
 
 def test_compiled_sql_is_independent_of_as_of(con: duckdb.DuckDBPyConnection) -> None:
-    columns = profile_columns(con)
+    columns = bind_sources(con)
     rule = parse_rule({"field": "first_seen_at", "op": "within_days", "value": 10}, columns)
     query = compile_segment_query(rule, columns)
-    assert query.sql.count("?") == 2
+    assert query.sql.count("$p") == 2
     first = query.bind(datetime(2025, 1, 11))
     second = query.bind(datetime(2025, 2, 11))
-    assert first == [datetime(2025, 1, 1), datetime(2025, 1, 11)]
-    assert second == [datetime(2025, 2, 1), datetime(2025, 2, 11)]
+    assert first == {"p0": datetime(2025, 1, 1), "p1": datetime(2025, 1, 11)}
+    assert second == {"p0": datetime(2025, 2, 1), "p1": datetime(2025, 2, 11)}
 
 
 def test_every_value_is_a_placeholder(con: duckdb.DuckDBPyConnection) -> None:
-    columns = profile_columns(con)
+    columns = bind_sources(con)
     raw: dict[str, Any] = {
         "all": [
             {"field": "lifetime_value", "op": ">=", "value": 12345},
             {"field": "country", "op": "not_in", "value": ["ZZ", "YY"]},
         ]
     }
-    query = compile_rule(parse_rule(raw, columns), columns)
-    assert query.sql == '("lifetime_value" >= ? and "country" not in (?, ?))'
-    assert query.params == (12345, "ZZ", "YY")
+    query = compile_segment_query(parse_rule(raw, columns), columns)
+    assert '(p."lifetime_value" >= $p0 and p."country" not in ($p1, $p2))' in query.sql
+    assert query.params == {"p0": 12345, "p1": "ZZ", "p2": "YY"}
