@@ -270,9 +270,15 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         }
         orders = _records(con, "select * from marts.fct_orders order by order_id")
         events = _records(con, "select * from marts.fct_events order by message_id")
+        sessions = _records(
+            con, "select * from marts.fct_sessions order by customer_id, started_at"
+        )
     finally:
         con.close()
     return {
+        "warehouse": warehouse,
+        "tmp": tmp,
+        "sessions": sessions,
         "result": result,
         "seconds": seconds,
         "profiles": profiles,
@@ -394,6 +400,42 @@ def test_engagement_sessions_and_interests(build: dict[str, Any]) -> None:
     assert visitor["top_category"] == "hats"
 
 
+def test_identifiers_counts_by_event_type_time_on_site_and_intent_topics(build) -> None:
+    alice = build["profiles"]["cust_alice"]
+    assert (alice["anonymous_ids"], alice["user_ids"]) == (["anon-a1"], ["C1"])
+    # 7 days: e1 page, e2 + e3 track, e4 identify; 30 days adds e5 (track); 90 days adds e6
+    assert [alice[f"{t}_events_{w}"] for t in ("page", "track", "identify")
+            for w in ("7d", "30d", "90d")] == [1, 1, 1, 2, 3, 4, 1, 1, 1]  # fmt: skip
+    assert alice["time_on_site_seconds_30d"] == 1200  # 10:00-10:20, plus two one-event sessions
+    assert alice["intent_topics"] == ["hiking", "running shoes"]  # yoga is after as_of
+    assert (alice["propensity_score"], alice["segments"]) == (None, None)  # no ml / segments yet
+    bob = build["profiles"]["cust_bob"]
+    assert (bob["anonymous_ids"], bob["user_ids"], bob["intent_topics"]) == (
+        ["anon-b1"],
+        None,
+        None,
+    )
+    assert (bob["page_events_30d"], bob["track_events_90d"], bob["time_on_site_seconds_30d"]) == (
+        1,
+        0,
+        0,
+    )
+
+
+def test_fct_sessions(build: dict[str, Any]) -> None:
+    rows = [(s["customer_id"], s["session_number"], s["event_count"], s["duration_seconds"],
+             s["started_at"]) for s in build["sessions"]]  # fmt: skip
+    assert rows == [
+        ("cust_alice", 1, 1, 0, T("2024-04-15 09:00")),
+        ("cust_alice", 2, 1, 0, T("2024-06-01 09:00")),
+        ("cust_alice", 3, 3, 1200, T("2024-06-29 10:00")),
+        ("cust_alice", 4, 1, 0, T("2024-06-29 11:00")),
+        ("cust_bob", 1, 1, 0, T("2024-06-20 08:00")),
+        ("cust_visitor", 1, 2, 300, T("2024-06-28 00:00")),
+    ]
+    assert len({s["session_id"] for s in build["sessions"]}) == len(rows)
+
+
 def test_fct_orders(build: dict[str, Any]) -> None:
     orders = build["orders"]
     assert [o["order_id"] for o in orders] == ["O1", "O2", "O3", "O4", "O6"]
@@ -438,3 +480,84 @@ def test_parse_has_no_warnings(tmp_path: Path) -> None:
         )
     assert result.success, result.exception
     assert warnings == []
+
+
+def test_incremental_events_relinks_and_matches_a_full_refresh(build: dict[str, Any]) -> None:
+    """Second build: a new event, a newly linked anonymous id, and scores + segments now exist."""
+    from dbt.adapters.duckdb import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    warehouse, tmp = build["warehouse"], build["tmp"]
+    con = duckdb.connect(str(warehouse))
+    try:
+        _insert_raw(con, "analytics/events", [
+            _event("e12", "page", "2024-06-30 09:00", anonymous_id="anon-b1",
+                   loaded_at="2024-07-12 00:00"),
+        ])  # fmt: skip
+        con.execute(
+            "insert into identity.clusters values ('analytics', 'anonymous_id', 'anon-unresolved',"
+            " 'cust_visitor', 'run-2', '2024-07-12 00:00')"
+        )
+        con.execute("create schema ml")
+        con.execute(
+            "create table ml.current_scores as select * from (values"
+            " ('cust_alice', 'purchase_propensity', 0.8::double, 9),"
+            " ('cust_alice', 'churn', 0.1, 1)) as t(customer_id, model_name, score, decile)"
+        )
+        con.execute("create schema segments")
+        con.execute(
+            "create table segments.membership as select * from (values ('vip', 'cust_alice'),"
+            " ('lapsing', 'cust_alice'), ('new', 'cust_bob')) as t(segment, customer_id)"
+        )
+    finally:
+        con.close()
+
+    def dbt(*args: str) -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CDP_WAREHOUSE", str(warehouse))
+            result = dbtRunner().invoke(_dbt_args("run", tmp) + list(args))
+        DuckDBConnectionManager.close_all_connections()
+        assert result.success, result.exception
+
+    def read(sql: str) -> list[tuple]:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    events_sql = "select * exclude (loaded_at) from marts.fct_events order by message_id"
+    dbt("--select", "fct_events", "customer_profiles")
+    incremental = read(events_sql)
+    by_id = {row[0]: row for row in incremental}
+    assert len(incremental) == 11
+    assert by_id["e12"][1] == "cust_bob"
+    assert by_id["e11"][1:3] == ("cust_visitor", "anonymous_id")  # re-linked, not re-loaded
+    profiles = read(
+        "select customer_id, propensity_score, propensity_decile, segments, page_events_7d"
+        " from marts.customer_profiles order by customer_id"
+    )
+    assert profiles == [
+        ("cust_alice", 0.8, 9, ["lapsing", "vip"], 1),
+        ("cust_bob", None, None, ["new"], 1),
+        ("cust_visitor", None, None, None, 2),
+    ]
+    dbt("--select", "fct_events", "--full-refresh")
+    assert read(events_sql) == incremental
+
+
+def test_docs_generate_documents_every_model_with_its_grain(build: dict[str, Any]) -> None:
+    from dbt.adapters.duckdb import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CDP_WAREHOUSE", str(build["warehouse"]))
+        result = dbtRunner().invoke(["docs", *_dbt_args("generate", build["tmp"])])
+    DuckDBConnectionManager.close_all_connections()
+    assert result.success, result.exception
+    catalog = json.loads((build["tmp"] / "target" / "catalog.json").read_text())
+    assert "model.microcdp.customer_profiles" in catalog["nodes"]
+    manifest = json.loads((build["tmp"] / "target" / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    undocumented = [m["name"] for m in models if "grain" not in m["description"].lower()]
+    assert undocumented == []

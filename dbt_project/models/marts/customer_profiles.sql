@@ -8,6 +8,8 @@
 {%- set since_7d = dbt.dateadd('day', -7, as_of) -%}
 {%- set since_30d = dbt.dateadd('day', -30, as_of) -%}
 {%- set since_90d = dbt.dateadd('day', -90, as_of) -%}
+{%- set windows = {'7d': dbt.dateadd('day', -7, as_of), '30d': since_30d, '90d': since_90d} -%}
+{%- set event_types = ['page', 'track', 'identify'] -%}
 
 with
 
@@ -15,6 +17,46 @@ customers as (
 
     select distinct customer_id
     from {{ ref('stg_identity__clusters') }}
+
+),
+
+identifiers as (
+
+    -- every analytics identity of the customer (CRM ids and emails come from attributes)
+    select
+        customer_id,
+        {{ list_agg_distinct("case when id_type = 'anonymous_id' then source_record_id end") }} as anonymous_ids,
+        {{ list_agg_distinct("case when id_type = 'user_id' then source_record_id end") }} as user_ids
+
+    from {{ ref('stg_identity__clusters') }}
+
+    group by customer_id
+
+),
+
+scores as (
+
+    -- latest purchase-propensity score per customer, once model scoring has run
+    select
+        customer_id,
+        score as propensity_score,
+        decile as propensity_decile
+
+    from {{ optional_relation('ml', 'current_scores', {'customer_id': dbt.type_string(), 'model_name': dbt.type_string(), 'score': type_double(), 'decile': dbt.type_int()}) }} as current_scores
+    where model_name = '{{ var("propensity_model_name") }}'
+
+),
+
+memberships as (
+
+    -- segment membership of the last segment refresh (it runs after dbt, so one build behind)
+    select
+        customer_id,
+        {{ list_agg_distinct('segment') }} as segments
+
+    from {{ optional_relation('segments', 'membership', {'segment': dbt.type_string(), 'customer_id': dbt.type_string()}) }} as membership
+
+    group by customer_id
 
 ),
 
@@ -69,6 +111,11 @@ events_summary as (
         sum(case when occurred_at > {{ since_7d }} then 1 else 0 end) as events_7d,
         sum(case when occurred_at > {{ since_30d }} then 1 else 0 end) as events_30d,
         sum(case when occurred_at > {{ since_90d }} then 1 else 0 end) as events_90d,
+        {%- for event_type in event_types %}
+        {%- for window, since in windows.items() %}
+        sum(case when event_type = '{{ event_type }}' and occurred_at > {{ since }} then 1 else 0 end) as {{ event_type }}_events_{{ window }},
+        {%- endfor %}
+        {%- endfor %}
         sum(
             case
                 when occurred_at > {{ since_30d }}
@@ -97,7 +144,8 @@ sessions_summary as (
     select
         customer_id,
         count(*) as sessions_30d,
-        avg(duration_seconds) as avg_session_seconds_30d
+        avg(duration_seconds) as avg_session_seconds_30d,
+        sum(duration_seconds) as time_on_site_seconds_30d
 
     from sessions
 
@@ -172,6 +220,18 @@ category_ranked as (
 
 ),
 
+intent_topics as (
+
+    select
+        customer_id,
+        {{ list_agg_distinct('topic') }} as intent_topics
+
+    from intent
+
+    group by customer_id
+
+),
+
 intent_ranked as (
 
     select
@@ -195,6 +255,8 @@ joined as (
         attributes.customer_id is not null as is_known,
         attributes.crm_customer_ids,
         attributes.emails,
+        identifiers.anonymous_ids,
+        identifiers.user_ids,
 
         ----------  survived CRM attributes
         attributes.first_name,
@@ -228,20 +290,44 @@ joined as (
         cast(coalesce(events_summary.events_7d, 0) as {{ dbt.type_bigint() }}) as events_7d,
         cast(coalesce(events_summary.events_30d, 0) as {{ dbt.type_bigint() }}) as events_30d,
         cast(coalesce(events_summary.events_90d, 0) as {{ dbt.type_bigint() }}) as events_90d,
+        {%- for event_type in event_types %}
+        {%- for window in windows %}
+        cast(coalesce(events_summary.{{ event_type }}_events_{{ window }}, 0) as {{ dbt.type_bigint() }}) as {{ event_type }}_events_{{ window }},
+        {%- endfor %}
+        {%- endfor %}
         cast(coalesce(sessions_summary.sessions_30d, 0) as {{ dbt.type_bigint() }}) as sessions_30d,
         sessions_summary.avg_session_seconds_30d,
+        cast(coalesce(sessions_summary.time_on_site_seconds_30d, 0) as {{ dbt.type_bigint() }}) as time_on_site_seconds_30d,
         cast(coalesce(events_summary.product_views_30d, 0) as {{ dbt.type_bigint() }}) as product_views_30d,
         cast(coalesce(events_summary.cart_adds_30d, 0) as {{ dbt.type_bigint() }}) as cart_adds_30d,
 
         ----------  interests
         category_ranked.category as top_category,
         intent_ranked.topic as top_intent_topic,
-        intent_ranked.intent_score as top_intent_score
+        intent_ranked.intent_score as top_intent_score,
+        intent_topics.intent_topics,
+
+        ----------  predictions and segments (null / empty until models and segments have run)
+        scores.propensity_score,
+        scores.propensity_decile,
+        memberships.segments
 
     from customers
 
     left join attributes
         on customers.customer_id = attributes.customer_id
+
+    left join identifiers
+        on customers.customer_id = identifiers.customer_id
+
+    left join intent_topics
+        on customers.customer_id = intent_topics.customer_id
+
+    left join scores
+        on customers.customer_id = scores.customer_id
+
+    left join memberships
+        on customers.customer_id = memberships.customer_id
 
     left join orders_summary
         on customers.customer_id = orders_summary.customer_id
