@@ -1,5 +1,9 @@
 """ML layer: feature sets, LightGBM propensity, clustering, model registry, batch scoring, drift.
 
-The weekly retraining DAG and its models land with the ML issue; the warehouse already reserves
-the ``ml`` schema for them (see docs/architecture.md).
+Importing the package sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set): LightGBM's and
+scikit-learn's OpenMP threads otherwise spin and slow fits 4-10x on a busy machine (PITFALLS).
 """
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
