@@ -74,7 +74,7 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     print(_timed("generate", lambda s: s["event_lines"], lambda: generate(config)))
     print(_timed("ingest (all sources)", lambda n: n, ingest_all))
-    print(_timed("identity (deterministic)", lambda n: n, identity))
+    print(_timed("identity (rules + model, full run)", lambda n: n, identity))
     print(_timed("dbt build (models + tests)", lambda c: sum(c.values()),
                  lambda: dbt_build(settings, as_of)))  # fmt: skip
     size_mb = settings.warehouse_path.stat().st_size >> 20

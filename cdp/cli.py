@@ -23,7 +23,7 @@ def _parse_date(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+            f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z])"
         ) from None
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
@@ -127,6 +127,10 @@ def _segments(settings: Settings, args: argparse.Namespace) -> None:
         definitions = segments.load_definitions(settings.segments_dir)  # raises on any problem
         print(f"{len(definitions)} segment definitions in {settings.segments_dir} are valid")
         return
+    as_of = getattr(args, "as_of", None) or datetime.now(UTC).replace(tzinfo=None)
+    if args.action == "microbatch":
+        _segments_microbatch(settings, as_of)
+        return
     con = _read_only(settings)
     try:
         if args.action == "list":
@@ -141,11 +145,61 @@ def _segments(settings: Settings, args: argparse.Namespace) -> None:
                 f" (run {info.last_run_id}, as of {info.last_as_of})\n"
                 f"  rule: {info.rule_json}\n  sql:  {' '.join(info.compiled_sql.split())}"
             )
+        elif args.action == "explain":
+            definitions = segments.load_definitions(settings.segments_dir, con=con)
+            explanation = segments.explain_membership(
+                con, definitions, args.name, args.customer_id, as_of
+            )
+            print(explanation.render())
         else:
             for member in segments.segment_members(con, args.name, args.limit):
                 print(f"{member.customer_id}  entered {member.entered_at:%Y-%m-%d %H:%M}")
     finally:
         con.close()
+
+
+def _segments_microbatch(settings: Settings, as_of: datetime) -> None:
+    from cdp.segments.microbatch import run_microbatch
+
+    report = run_microbatch(settings, f"cli__microbatch__{as_of:%Y-%m-%dT%H:%M:%S}", as_of)
+    loaded = report.ingest.rows_loaded if report.ingest else 0
+    print(f"micro-batch as of {as_of:%Y-%m-%d %H:%M:%S} UTC: {loaded} new events")
+    for step, seconds in report.seconds.items():
+        print(f"  {step:<10}{seconds:>8.2f} s")
+    for segment, members in report.segments.items():
+        print(f"  {segment:<28}{members:>8} members")
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> None:
+    """Mart quality gate, then atomic publish of the analyst snapshot (or roll back one)."""
+    from cdp.publish import publish_snapshot, rollback_snapshot
+
+    if not settings.warehouse_path.exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path}; run `cdp demo` first")
+    if args.rollback:
+        result = rollback_snapshot(settings, run_id="cli")
+        print(f"rolled back to snapshot {result.publish_id}: {result.snapshot_path}")
+        return
+    from cdp.quality.gate import run_mart_gate
+
+    as_of = args.as_of or datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"cli__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}"
+    gate = run_mart_gate(settings, run_id, as_of)
+    print(f"quality gate passed: {gate['expectations']} expectations in {gate['suites']} suites")
+    result = publish_snapshot(settings, run_id, as_of)
+    if result.uses_dev_key:
+        print("warning: PII hashed with the built-in DEV key; set CDP_PSEUDONYMIZATION_KEY")
+    print(f"published snapshot {result.publish_id}: {result.snapshot_path}")
+    for table, rows in result.row_counts.items():
+        print(f"  {table:<40}{rows:>10}")
+
+
+def _identity_evaluate(dataset: str) -> None:
+    import json
+
+    from identity.evaluate import evaluate_dataset
+
+    print(json.dumps(evaluate_dataset(dataset), indent=2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the DAGs in-process on what is in landing")
     run.add_argument("--as-of", type=_parse_date, help="the Airflow logical date (default now)")
-    run.add_argument("--only", help="comma-separated steps: ingest,build")
+    run.add_argument("--only", help="comma-separated steps: ingest,build,ml")
     run.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
 
     demo = sub.add_parser("demo", help="generate sample data, run every DAG, print a summary")
@@ -179,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("summary", help="print what the warehouse holds")
 
+    pub = sub.add_parser("publish", help="quality gate, then atomic publish of the snapshot")
+    pub.add_argument("--as-of", type=_parse_date, help="reference time for freshness (now)")
+    pub.add_argument("--rollback", action="store_true", help="restore the previous snapshot")
+
+    ident = sub.add_parser("identity", help="identity resolution tools")
+    ident_actions = ident.add_subparsers(dest="action", required=True)
+    evaluate = ident_actions.add_parser(
+        "evaluate", help="precision / recall / F1 against ground truth, as JSON"
+    )
+    evaluate.add_argument(
+        "--dataset", required=True, help="'febrl4' or a folder written by `cdp generate`"
+    )
+
     seg = sub.add_parser("segments", help="inspect and validate segments")
     seg_actions = seg.add_subparsers(dest="action", required=True)
     seg_actions.add_parser("list", help="every segment with its current size")
@@ -188,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("name")
         if action == "members":
             one.add_argument("--limit", type=_positive_int, default=20)
+    why = seg_actions.add_parser("explain", help="why a customer is (not) in a segment")
+    why.add_argument("name")
+    why.add_argument("customer_id")
+    why.add_argument("--as-of", type=_parse_date, help="the time T to judge at (default now)")
+    micro = seg_actions.add_parser(
+        "microbatch", help="ingest new events, resolve identity, refresh minutes-fresh segments"
+    )
+    micro.add_argument("--as-of", type=_parse_date, help="the run's logical time (default now)")
     return parser
 
 
@@ -209,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary(settings)
         elif args.command == "segments":
             _segments(settings, args)
+        elif args.command == "identity":
+            _identity_evaluate(args.dataset)
+        elif args.command == "publish":
+            _publish(settings, args)
     except UsageError as exc:
         print(f"cdp: error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ def is_user_facing(exc: BaseException) -> bool:
     """True for errors that explain themselves: bad input, failed runs, bad data."""
     import duckdb
 
+    from cdp.publish import PublishError
+    from cdp.quality.findings import QualityGateFailed
     from cdp.runner import PipelineFailed
     from cdp.segments import UnknownSegmentError
     from cdp.transform import DbtBuildFailed
@@ -15,6 +17,8 @@ def is_user_facing(exc: BaseException) -> bool:
         ValueError,
         FileNotFoundError,
         PipelineFailed,
+        PublishError,
+        QualityGateFailed,
         DbtBuildFailed,
         UnknownSegmentError,
         duckdb.Error,

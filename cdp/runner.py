@@ -10,7 +10,7 @@ from cdp import airflow_env
 from cdp.settings import Settings
 
 #: DAGs in data-flow order; ``cdp run --only`` takes these names.
-PIPELINE = {"ingest": "cdp_ingest", "build": "cdp_build"}
+PIPELINE = {"ingest": "cdp_ingest", "build": "cdp_build", "ml": "cdp_retrain_weekly"}
 
 
 #: Task states that count as done (a skipped load had nothing new to load).
@@ -71,6 +71,11 @@ def run_dags(
             dag.dag_id, dag_run.run_id, str(dag_run.state), time.perf_counter() - started, states
         )
         reports.append(report)
+        if not states:
+            raise PipelineFailed(
+                f"{dag.dag_id} run {dag_run.run_id} ran no task: is {logical_date:%Y-%m-%d} "
+                f"before the DAG's start_date ({dag.start_date:%Y-%m-%d})?"
+            )
         if report.state != "success":
             failed = [task for task, state in states.items() if state not in _DONE]
             raise PipelineFailed(

@@ -7,11 +7,14 @@ overridden with an environment variable (named in the field's comment).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Root of the repository (holds dags/, dbt_project/, ...).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Used when CDP_PSEUDONYMIZATION_KEY is unset: fine for the demo, never for real data.
+DEV_PSEUDONYMIZATION_KEY = "microcdp-dev-key-NOT-FOR-PRODUCTION"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,24 @@ class Settings:
     segments_dir: Path  # CDP_SEGMENTS_DIR, default the bundled starter library
     connectors_dir: Path  # CDP_CONNECTORS_DIR, default $CDP_HOME/connectors (REST source YAMLs)
     quarantine_max_share: float  # CDP_QUARANTINE_MAX_SHARE, default 0.05 (5 % of a file's rows)
+    #: CDP_PROPENSITY_HORIZON_DAYS, default 30: propensity = P(purchase within the next H days).
+    propensity_horizon_days: int = 30
+    # CDP_PSEUDONYMIZATION_KEY: key of the keyed hash (HMAC-SHA256) over PII in the published
+    # snapshot; defaults to DEV_PSEUDONYMIZATION_KEY (flagged in logs and audit.publishes).
+    pseudonymization_key: str = field(default=DEV_PSEUDONYMIZATION_KEY, repr=False)
+    publish_keep: int = 3  # CDP_PUBLISH_KEEP: previous snapshots kept for rollback
+    quality_max_row_change: float = 0.5  # CDP_QUALITY_MAX_ROW_CHANGE: profiles vs last publish
+    quality_max_staleness_hours: float = 72.0  # CDP_QUALITY_MAX_STALENESS_HOURS: newest event
+
+    @property
+    def uses_dev_pseudonymization_key(self) -> bool:
+        """True when no real pseudonymization key is configured."""
+        return self.pseudonymization_key == DEV_PSEUDONYMIZATION_KEY
+
+    @property
+    def quality_dir(self) -> Path:
+        """Quality-gate results (JSON) and the Great Expectations project with its Data Docs."""
+        return self.home / "quality"
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -48,6 +69,17 @@ class Settings:
 def _path(env: dict[str, str], name: str, default: Path) -> Path:
     value = env.get(name)
     return Path(value).expanduser().resolve() if value else default
+
+
+def _number(env: dict[str, str], name: str, default: str, low: float, high: float) -> float:
+    value = env.get(name, default)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {number:g}")
+    return number
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -72,4 +104,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         segments_dir=_path(env, "CDP_SEGMENTS_DIR", REPO_ROOT / "cdp" / "segments" / "definitions"),
         connectors_dir=_path(env, "CDP_CONNECTORS_DIR", home / "connectors"),
         quarantine_max_share=quarantine_max_share,
+        propensity_horizon_days=int(_number(env, "CDP_PROPENSITY_HORIZON_DAYS", "30", 1, 3650)),
+        pseudonymization_key=env.get("CDP_PSEUDONYMIZATION_KEY") or DEV_PSEUDONYMIZATION_KEY,
+        publish_keep=int(_number(env, "CDP_PUBLISH_KEEP", "3", 0, 1000)),
+        quality_max_row_change=_number(env, "CDP_QUALITY_MAX_ROW_CHANGE", "0.5", 0, 1000),
+        quality_max_staleness_hours=_number(
+            env, "CDP_QUALITY_MAX_STALENESS_HOURS", "72", 0, 1_000_000
+        ),
     )

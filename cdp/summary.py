@@ -24,6 +24,8 @@ class Summary:
     customers: int = 0
     known_customers: int = 0
     segments: list[tuple[str, int]] = field(default_factory=list)
+    #: The champion propensity model: version, ROC AUC, top-decile lift, customers scored.
+    champion: tuple[str, float | None, float | None, int] | None = None
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -58,7 +60,29 @@ def collect_summary(settings: Settings) -> Summary:
                 group by d.name order by d.name
                 """
             ).fetchall()
+        if _table_exists(con, "ml", "model_runs") and _table_exists(con, "ml", "current_scores"):
+            summary.champion = con.execute(
+                """
+                select r.model_version, r.roc_auc, r.top_decile_lift,
+                       (select count(*) from ml.current_scores as s
+                        where s.model_version = r.model_version)
+                from ml.model_runs as r where r.is_champion
+                order by r.as_of desc limit 1
+                """
+            ).fetchone()
     return summary
+
+
+def _champion_line(champion: tuple | None) -> str:
+    if champion is None:
+        return "  propensity: no model trained yet (cdp run --only ml)"
+    version, auc, lift, scored = champion
+    quality = ", ".join(
+        f"{name} {value:.3f}"
+        for name, value in (("ROC AUC", auc), ("top-decile lift", lift))
+        if value is not None
+    )
+    return f"  propensity: champion {version} ({quality}); {scored} customers scored"
 
 
 def cdp_command() -> str:
@@ -85,8 +109,10 @@ def format_summary(summary: Summary, settings: Settings, seconds: float | None =
         f"{summary.customers} customers ({summary.known_customers} known, {anonymous} anonymous)",
         "  segments: "
         + (", ".join(f"{name} {size}" for name, size in summary.segments) or "none defined"),
+        _champion_line(summary.champion),
         "",
-        f"  warehouse:   {settings.warehouse_path}",
+        f"  warehouse:   {settings.warehouse_path}  (the pipeline's; analysts use the snapshot)",
+        f"  snapshot:    {settings.publish_dir / 'warehouse.duckdb'}  (read-only, pseudonymized)",
         f'  quarantine:  {cdp} sql "select _source_file, _line_no, reason from quarantine.rows"',
         f'  profiles:    {cdp} sql "{PROFILES_QUERY}"',
         f"  Airflow UI:  make airflow   (metadata DB in {settings.airflow_home})",

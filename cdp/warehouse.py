@@ -106,7 +106,40 @@ SCHEMA_DDL = [
         right_key VARCHAR NOT NULL,
         rule VARCHAR NOT NULL,
         score DOUBLE NOT NULL,
-        run_id VARCHAR NOT NULL
+        run_id VARCHAR NOT NULL,
+        evidence VARCHAR
+    )
+    """,
+    """
+    create table if not exists identity.id_history (
+        run_id VARCHAR NOT NULL,
+        old_customer_id VARCHAR NOT NULL,
+        new_customer_id VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        records BIGINT NOT NULL,
+        changed_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    create table if not exists identity.review_queue (
+        left_key VARCHAR NOT NULL,
+        right_key VARCHAR NOT NULL,
+        match_probability DOUBLE NOT NULL,
+        evidence JSON NOT NULL,
+        run_id VARCHAR NOT NULL,
+        PRIMARY KEY (left_key, right_key)
+    )
+    """,
+    """
+    create table if not exists identity.guard_events (
+        run_id VARCHAR NOT NULL,
+        guard VARCHAR NOT NULL,
+        identifier_type VARCHAR NOT NULL,
+        rule VARCHAR,
+        left_key VARCHAR,
+        right_key VARCHAR,
+        detail VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL
     )
     """,
     """

@@ -18,12 +18,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from cdp.assets import RAW_ASSETS, RAW_LANDED, WRITER_POOL
-from cdp.dag_defaults import default_args
+from cdp.dag_defaults import START_DATE, default_args
 from cdp.settings import load_settings
 
 
@@ -37,7 +36,7 @@ def _connector_source(path: Path) -> str:
 @dag(
     dag_id="cdp_ingest",
     schedule=timedelta(minutes=15),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=2),

@@ -19,7 +19,10 @@ date, and publishes fresh scores and cluster assignments:
    does not fail: the champion's scores are still the best available);
 7. **assign_clusters** — K-Means (k by silhouette), outliers flagged, ids matched to last run;
 8. **publish** — checks every customer has one score and one cluster for the date, then
-   updates the `ml.scores` / `ml.cluster_assignments` Assets.
+   updates the `ml.scores` / `ml.cluster_assignments` Assets;
+9. **refresh_model_segments → check_mart_quality → publish_snapshot** — segments built on
+   model outputs (`kind: model`) follow the new scores, the mart gate runs (scores in [0, 1]),
+   and the analysts' snapshot is replaced atomically (a failed gate keeps the previous one).
 
 Every task is idempotent for its logical date (re-runs replace that date's rows), so runs can
 be retried and backfilled. Tasks that touch DuckDB run in the `duckdb_writer` pool.
@@ -27,20 +30,18 @@ be retried and backfilled. Tasks that touch DuckDB run in the `duckdb_writer` po
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from cdp.assets import WRITER_POOL, table_asset
-from cdp.dag_defaults import default_args
+from cdp.dag_defaults import START_DATE, default_args
+from cdp.publish_steps import republish_tasks
 from models.steps import run_step
 
 
 @dag(
     dag_id="cdp_retrain_weekly",
     schedule="@weekly",
-    # Early start: in-process runs (cdp run --as-of) may be about historical dates; a logical
-    # date before start_date gets a run with no task instances.
-    start_date=pendulum.datetime(1990, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),
@@ -95,6 +96,7 @@ def cdp_retrain_weekly():
     features >> version
     published = publish()
     promote_or_keep(evaluate(version)) >> score() >> check_drift() >> published
+    published >> republish_tasks()
     features >> assign_clusters() >> published
 
 

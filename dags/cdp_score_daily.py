@@ -10,7 +10,9 @@ weekly retrain promoted most recently at or before the run's logical date):
 3. **check_drift** — PSI of features and scores vs the champion's training window into
    `ml.drift` (alerts are logged and flagged, the run does not fail);
 4. **publish** — checks every customer has one score for the date, then updates the
-   `ml.scores` Asset.
+   `ml.scores` Asset;
+5. **refresh_model_segments → check_mart_quality → publish_snapshot** — model segments follow
+   the new scores, the mart gate runs, and the analysts' snapshot is replaced atomically.
 
 Before the first retrain there is no champion: scoring and what follows are *skipped*.
 Idempotent per logical date; DuckDB tasks run in the `duckdb_writer` pool.
@@ -18,20 +20,18 @@ Idempotent per logical date; DuckDB tasks run in the `duckdb_writer` pool.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from cdp.assets import WRITER_POOL, table_asset
-from cdp.dag_defaults import default_args
+from cdp.dag_defaults import START_DATE, default_args
+from cdp.publish_steps import republish_tasks
 from models.steps import run_step
 
 
 @dag(
     dag_id="cdp_score_daily",
     schedule="@daily",
-    # Early start: in-process runs (cdp run --as-of) may be about historical dates; a logical
-    # date before start_date gets a run with no task instances.
-    start_date=pendulum.datetime(1990, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),
@@ -59,7 +59,7 @@ def cdp_score_daily():
         """Audit the date's scores, then announce them."""
         return run_step("check_published", False)
 
-    build_features() >> score() >> check_drift() >> publish()
+    (build_features() >> score() >> check_drift() >> publish() >> republish_tasks())
 
 
 cdp_score_daily()

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from cdp.assets import RAW_ASSETS, SEGMENTS_ASSET, WRITER_POOL
-from cdp.dag_defaults import default_args
+from cdp.dag_defaults import START_DATE, default_args
 
 
 @dag(
     dag_id="cdp_segments_microbatch",
     schedule=timedelta(minutes=5),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),

@@ -35,7 +35,15 @@ def test_sql_errors_are_one_line_not_a_traceback(home, capsys):
 
 def test_unknown_step_is_rejected(home, capsys):
     assert main(["run", "--only", "ingest,publish"]) == 1
-    assert "unknown step(s) ['publish']; choose from ['ingest', 'build']" in capsys.readouterr().err
+    assert (
+        "unknown step(s) ['publish']; choose from ['ingest', 'build', 'ml']"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_logical_date_before_every_dag_start_is_a_failure_not_an_empty_success(home, capsys):
+    assert main(["run", "--as-of", "1969-12-31", "--only", "ingest"]) == 1
+    assert "cdp_ingest run" in (err := capsys.readouterr().err) and "ran no task" in err
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from cdp.assets import RAW_LANDED, WRITER_POOL
+from cdp.assets import PROFILES_ASSET, RAW_LANDED, WRITER_POOL
 from cdp.contracts import CONTRACTS
 from cdp.settings import REPO_ROOT
 
@@ -38,7 +38,13 @@ def test_every_dag_imports_without_errors_or_warnings(dagbag):
     assert dagbag.import_errors == {}
     assert dagbag.captured_warnings == {}
     assert dagbag.parse_warnings == []
-    assert set(dagbag.dags) == {"cdp_ingest", "cdp_build"}
+    assert set(dagbag.dags) == {
+        "cdp_ingest",
+        "cdp_build",
+        "cdp_segments_microbatch",
+        "cdp_retrain_weekly",
+        "cdp_score_daily",
+    }
 
 
 def test_ingest_has_one_writer_task_per_source_each_updating_its_asset(dagbag):
@@ -64,12 +70,43 @@ def test_ingest_announces_new_raw_data_once_and_only_if_something_loaded(dagbag)
 def test_build_runs_once_per_ingest_that_loaded_and_chains_identity_dbt_segments(dagbag):
     dag = dagbag.dags["cdp_build"]
     assert list(dag.timetable.asset_condition.objects) == [RAW_LANDED]
-    identity, dbt, segments = (dag.get_task(t) for t in ("resolve_identity", "dbt_build",
-                                                          "refresh_segments"))  # fmt: skip
-    assert identity.downstream_task_ids == {"dbt_build"}
-    assert dbt.downstream_task_ids == {"refresh_segments"}
-    assert all(t.pool == WRITER_POOL for t in (identity, dbt, segments))
+    identity, announce = dag.get_task("resolve_identity"), dag.get_task("profiles_built")
+    dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt_build.")}
+    assert identity.downstream_task_ids and identity.downstream_task_ids <= dbt_tasks
+    assert dag.get_task("dbt_build.dbt_project_test").downstream_task_ids == {"profiles_built"}
+    assert announce.downstream_task_ids == {"refresh_segments"}
+    assert announce.outlets == [PROFILES_ASSET]
+    assert all(t.pool == WRITER_POOL for t in dag.tasks)
     assert dag.doc_md and "dbt" in dag.doc_md
+
+
+def test_build_gates_raw_data_before_identity_and_marts_before_publish(dagbag):
+    dag = dagbag.dags["cdp_build"]
+    assert dag.get_task("check_raw_quality").downstream_task_ids == {"resolve_identity"}
+    assert dag.get_task("refresh_segments").downstream_task_ids == {"check_mart_quality"}
+    assert dag.get_task("check_mart_quality").downstream_task_ids == {"publish_snapshot"}
+    assert dag.get_task("publish_snapshot").downstream_task_ids == set()
+
+
+def test_retrain_chains_features_train_evaluate_promote_score_drift_publish(dagbag):
+    dag = dagbag.dags["cdp_retrain_weekly"]
+    chain = ["build_features", "train", "evaluate", "promote_or_keep", "score", "check_drift",
+             "publish", "refresh_model_segments", "check_mart_quality",
+             "publish_snapshot"]  # fmt: skip
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("assign_clusters").upstream_task_ids == {"build_features"}
+    assert dag.get_task("publish").upstream_task_ids == {"check_drift", "assign_clusters"}
+    assert all(t.pool == WRITER_POOL for t in dag.tasks if t.task_id != "train")
+    assert {o.name for o in dag.get_task("publish").outlets} == {
+        "ml.scores", "ml.cluster_assignments"
+    }  # fmt: skip
+    assert {o.name for o in dag.get_task("refresh_model_segments").outlets} == {
+        "segments.membership"
+    }
+    daily = dagbag.dags["cdp_score_daily"]
+    assert [t.task_id for t in daily.topological_sort()] == chain[:1] + chain[4:]
+    assert all(t.pool == WRITER_POOL for t in daily.tasks)
 
 
 def test_in_process_runs_can_turn_retries_off(monkeypatch):

@@ -14,8 +14,9 @@ import great_expectations as gx
 from cdp.contracts import CONTRACTS, Contract
 from cdp.warehouse import RAW_METADATA_COLUMNS, SQL_TYPES, raw_table_name
 
-#: Earliest timestamp any source may carry.
-EARLIEST_TIMESTAMP = datetime(2000, 1, 1)
+#: Earliest timestamp any source may carry: catches epoch-zero (1970-01-01) and 1900-style
+#: placeholder dates while admitting real histories from the 1980s on (e.g. CDNOW's 1997 orders).
+EARLIEST_TIMESTAMP = datetime(1980, 1, 1)
 #: A plausible email: something@domain.tld (regex checks run on pandas, see PITFALLS).
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 #: A plausible phone as typed: 7-20 characters of digits, spaces, +, -, dots and parentheses.

@@ -22,7 +22,12 @@ from datetime import UTC, date, datetime, time
 import duckdb
 
 from cdp.segments.compiler import CompiledQuery, CompiledSegment, compile_segment
-from cdp.segments.definitions import Refresh, SegmentDefinition, SegmentDefinitionError
+from cdp.segments.definitions import (
+    Refresh,
+    SegmentDefinition,
+    SegmentDefinitionError,
+    SegmentKind,
+)
 from cdp.segments.rules import RuleError, rule_to_json
 from cdp.segments.sources import bind_sources
 
@@ -138,12 +143,14 @@ def evaluate_segments(
     run_id: str,
     as_of: datetime,
     refresh: Refresh | None = None,
+    kind: SegmentKind | None = None,
 ) -> list[SegmentResult]:
     """Evaluate segments at ``as_of`` and record entries, exits and sizes for ``run_id``.
 
     Every definition is compiled against the live sources before anything is written, and the
     run is one transaction. With ``refresh`` only segments of that cadence are evaluated (the
-    micro-batch: ``Refresh.MINUTES``); otherwise segments in the warehouse but not in
+    micro-batch: ``Refresh.MINUTES``), with ``kind`` only segments of that kind (model
+    segments after a scoring run); with neither, segments in the warehouse but not in
     ``definitions`` are closed (members exit at ``as_of``) and their definition is removed.
     See the module docstring for forward runs, retries and replays.
     """
@@ -151,7 +158,11 @@ def evaluate_segments(
         raise ValueError(f"run_id must be non-empty text, got {run_id!r}")
     as_of = to_utc_naive(as_of)
     compiled = compile_definitions(definitions, bind_sources(con))
-    selected = [d for d in definitions if refresh is None or d.refresh is refresh]
+    selected = [
+        d
+        for d in definitions
+        if (refresh is None or d.refresh is refresh) and (kind is None or d.kind is kind)
+    ]
     computed_at = datetime.now(UTC).replace(tzinfo=None)
 
     con.begin()
@@ -166,7 +177,7 @@ def evaluate_segments(
             _rewind_run(con, definition.name, run_id)
             _upsert_definition(con, definition, query, computed_at)
             results.append(_refresh_membership(con, definition.name, query, run_id, as_of))
-        if refresh is None:
+        if refresh is None and kind is None:
             current = {d.name for d in definitions}
             for name in sorted(_stored_segment_names(con) - current):
                 results.append(_remove_segment(con, name, run_id, as_of))
