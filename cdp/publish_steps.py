@@ -1,30 +1,47 @@
 """Task bodies every publishing DAG shares: the mart gate, then the analyst snapshot.
 
-``cdp_build`` publishes after segments; the ML DAGs publish again after scoring, so fresh
-scores and the model segments built on them reach analysts without waiting for the next build.
+``cdp_build`` publishes after segments; ``cdp_publish_scores`` publishes again after every
+scoring run, so fresh scores and the model segments built on them reach analysts without
+waiting for the next build.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from cdp.logical_time import run_as_of, run_identifier
 from cdp.settings import load_settings
 
 
-def check_mart_quality(context: Any) -> dict:
+def check_mart_quality(context: Any, as_of: datetime | None = None) -> dict:
     """Quality gate on the marts before anything is published; raises naming what failed."""
     from cdp.quality.gate import run_mart_gate
 
-    return run_mart_gate(load_settings(), run_identifier(context), run_as_of(context))
+    as_of = as_of or run_as_of(context)
+    return run_mart_gate(load_settings(), run_identifier(context), as_of)
 
 
-def publish_snapshot(context: Any) -> dict:
+def publish_snapshot(context: Any, as_of: datetime | None = None) -> dict:
     """Atomically publish the pseudonymized analyst snapshot (write → audit → publish)."""
     from cdp.publish import publish_snapshot as publish
 
-    result = publish(load_settings(), run_identifier(context), run_as_of(context))
+    as_of = as_of or run_as_of(context)
+    result = publish(load_settings(), run_identifier(context), as_of)
     return {"publish_id": result.publish_id, "path": str(result.snapshot_path)}
+
+
+def scores_as_of(context: Any) -> datetime:
+    """What a publish-after-scoring run is about: its logical date, or for an asset-triggered
+    run (no logical date) the time the newest scores are as of — not the wall clock, so a
+    backfilled scoring run publishes segments and gates as of the date it scored."""
+    if context.get("logical_date"):
+        return run_as_of(context)
+    from cdp.warehouse import connect
+
+    with connect(load_settings(), read_only=True) as con:
+        [(scored_at,)] = con.execute("select max(scored_at) from ml.scores").fetchall()
+    return scored_at or run_as_of(context)
 
 
 def refresh_model_segments(context: Any) -> dict[str, int]:
@@ -34,34 +51,5 @@ def refresh_model_segments(context: Any) -> dict[str, int]:
 
     settings = load_settings()
     return refresh_segments(
-        settings, run_identifier(context), run_as_of(context), kind=SegmentKind.MODEL
+        settings, run_identifier(context), scores_as_of(context), kind=SegmentKind.MODEL
     )
-
-
-def republish_tasks():
-    """The tasks an ML DAG ends with: model segments → mart gate → snapshot; returns the first.
-
-    Called inside a ``@dag`` function; every task writes DuckDB, so each takes the writer pool.
-    """
-    from airflow.sdk import get_current_context, task
-
-    from cdp.assets import SEGMENTS_ASSET, WRITER_POOL
-
-    @task(task_id="refresh_model_segments", pool=WRITER_POOL, outlets=[SEGMENTS_ASSET])
-    def refresh_task() -> dict:
-        """Model segments (``kind: model``) follow the fresh scores and clusters."""
-        return refresh_model_segments(get_current_context())
-
-    @task(task_id="check_mart_quality", pool=WRITER_POOL)
-    def gate_task() -> dict:
-        """Quality gate (scores in [0, 1] included) before the snapshot is replaced."""
-        return check_mart_quality(get_current_context())
-
-    @task(task_id="publish_snapshot", pool=WRITER_POOL)
-    def publish_task() -> dict:
-        """Atomically publish the analyst snapshot with the new scores and segments."""
-        return publish_snapshot(get_current_context())
-
-    first = refresh_task()
-    first >> gate_task() >> publish_task()
-    return first

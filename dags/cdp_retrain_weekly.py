@@ -19,10 +19,7 @@ date, and publishes fresh scores and cluster assignments:
    does not fail: the champion's scores are still the best available);
 7. **assign_clusters** — K-Means (k by silhouette), outliers flagged, ids matched to last run;
 8. **publish** — checks every customer has one score and one cluster for the date, then
-   updates the `ml.scores` / `ml.cluster_assignments` Assets;
-9. **refresh_model_segments → check_mart_quality → publish_snapshot** — segments built on
-   model outputs (`kind: model`) follow the new scores, the mart gate runs (scores in [0, 1]),
-   and the analysts' snapshot is replaced atomically (a failed gate keeps the previous one).
+   updates the `ml.scores` / `ml.cluster_assignments` Assets (`cdp_publish_scores` follows).
 
 Every task is idempotent for its logical date (re-runs replace that date's rows), so runs can
 be retried and backfilled. Tasks that touch DuckDB run in the `duckdb_writer` pool.
@@ -34,7 +31,6 @@ from airflow.sdk import dag, task
 
 from cdp.assets import WRITER_POOL, table_asset
 from cdp.dag_defaults import START_DATE, default_args
-from cdp.publish_steps import republish_tasks
 from models.steps import run_step
 
 
@@ -96,7 +92,6 @@ def cdp_retrain_weekly():
     features >> version
     published = publish()
     promote_or_keep(evaluate(version)) >> score() >> check_drift() >> published
-    published >> republish_tasks()
     features >> assign_clusters() >> published
 
 

@@ -10,9 +10,7 @@ weekly retrain promoted most recently at or before the run's logical date):
 3. **check_drift** — PSI of features and scores vs the champion's training window into
    `ml.drift` (alerts are logged and flagged, the run does not fail);
 4. **publish** — checks every customer has one score for the date, then updates the
-   `ml.scores` Asset;
-5. **refresh_model_segments → check_mart_quality → publish_snapshot** — model segments follow
-   the new scores, the mart gate runs, and the analysts' snapshot is replaced atomically.
+   `ml.scores` Asset (`cdp_publish_scores` follows).
 
 Before the first retrain there is no champion: scoring and what follows are *skipped*.
 Idempotent per logical date; DuckDB tasks run in the `duckdb_writer` pool.
@@ -24,7 +22,6 @@ from airflow.sdk import dag, task
 
 from cdp.assets import WRITER_POOL, table_asset
 from cdp.dag_defaults import START_DATE, default_args
-from cdp.publish_steps import republish_tasks
 from models.steps import run_step
 
 
@@ -59,7 +56,7 @@ def cdp_score_daily():
         """Audit the date's scores, then announce them."""
         return run_step("check_published", False)
 
-    (build_features() >> score() >> check_drift() >> publish() >> republish_tasks())
+    build_features() >> score() >> check_drift() >> publish()
 
 
 cdp_score_daily()

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cdp.settings import Settings
 from cdp.warehouse import connect
+from models.bgnbd import add_bgnbd_features
 from models.clusters import fit_clusters
 from models.config import MLConfig
 from models.drift import drift_table, reference_bins
@@ -91,23 +92,26 @@ def build_features(
     training_snapshots: int = 8,
     step_days: int = 28,
 ) -> dict:
-    """Write the current features (and the labelled training/validation snapshots) for as_of."""
+    """Write the current features (and the labelled training/validation snapshots) for as_of.
+
+    Every frame gets BG/NBD features fitted on that frame alone, i.e. on data up to its own date.
+    """
     query = compile_feature_query(settings)
+    horizon = settings.propensity_horizon_days
     files = FeatureFiles.for_as_of(settings, as_of)
     files.directory.mkdir(parents=True, exist_ok=True)
     with connect(settings, read_only=True) as con:
         cutoff = data_cutoff(con)
         effective = _effective_as_of(cutoff, as_of)
         store = FeatureStore(query, con, effective)
-        current = store.features(effective)
+        current = add_bgnbd_features(store.features(effective), horizon)
         current.to_parquet(files.path("current"))
         summary = {"as_of": str(effective), "customers": len(current)}
         if with_training:
-            horizon = settings.propensity_horizon_days
             plan = SnapshotPlan(effective, horizon, training_snapshots, step_days)
-            validation = store.labelled(plan.validation_on, horizon)
+            validation = add_bgnbd_features(store.labelled(plan.validation_on, horizon), horizon)
             snapshots = [store.labelled(on, horizon) for on in plan.training_on]
-            snapshots = [s for s in snapshots if len(s)]
+            snapshots = [add_bgnbd_features(s, horizon) for s in snapshots if len(s)]
             if not snapshots:
                 raise ValueError(
                     f"no customer was known at any training snapshot "
@@ -168,6 +172,7 @@ def train_challenger(
             "validation_on": pd.to_datetime(validation["features_as_of"]).min(),
             "features": features,
             "params": vars(params),
+            "bgnbd_tree_weight": model.tree_weight,
             "training_rows": len(train),
             "validation_rows": len(holdout),
             "training_data_hash": data_hash,

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from cdp.assets import PROFILES_ASSET, RAW_LANDED, WRITER_POOL
+from cdp.assets import PROFILES_ASSET, RAW_LANDED, WRITER_POOL, table_asset
 from cdp.contracts import CONTRACTS
 from cdp.settings import REPO_ROOT
 
@@ -44,6 +44,7 @@ def test_every_dag_imports_without_errors_or_warnings(dagbag):
         "cdp_segments_microbatch",
         "cdp_retrain_weekly",
         "cdp_score_daily",
+        "cdp_publish_scores",
     }
 
 
@@ -91,8 +92,7 @@ def test_build_gates_raw_data_before_identity_and_marts_before_publish(dagbag):
 def test_retrain_chains_features_train_evaluate_promote_score_drift_publish(dagbag):
     dag = dagbag.dags["cdp_retrain_weekly"]
     chain = ["build_features", "train", "evaluate", "promote_or_keep", "score", "check_drift",
-             "publish", "refresh_model_segments", "check_mart_quality",
-             "publish_snapshot"]  # fmt: skip
+             "publish"]  # fmt: skip
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("assign_clusters").upstream_task_ids == {"build_features"}
@@ -101,12 +101,18 @@ def test_retrain_chains_features_train_evaluate_promote_score_drift_publish(dagb
     assert {o.name for o in dag.get_task("publish").outlets} == {
         "ml.scores", "ml.cluster_assignments"
     }  # fmt: skip
-    assert {o.name for o in dag.get_task("refresh_model_segments").outlets} == {
-        "segments.membership"
-    }
     daily = dagbag.dags["cdp_score_daily"]
     assert [t.task_id for t in daily.topological_sort()] == chain[:1] + chain[4:]
     assert all(t.pool == WRITER_POOL for t in daily.tasks)
+
+
+def test_every_scoring_run_is_followed_by_model_segments_a_gate_and_a_publish(dagbag):
+    dag = dagbag.dags["cdp_publish_scores"]
+    assert list(dag.timetable.asset_condition.objects) == [table_asset("ml.scores")]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "refresh_model_segments", "check_mart_quality", "publish_snapshot"
+    ]  # fmt: skip
+    assert all(t.pool == WRITER_POOL for t in dag.tasks)
 
 
 def test_in_process_runs_can_turn_retries_off(monkeypatch):
