@@ -108,30 +108,16 @@ events_summary as (
 
     select
         customer_id,
-        sum(case when occurred_at > {{ since_7d }} then 1 else 0 end) as events_7d,
-        sum(case when occurred_at > {{ since_30d }} then 1 else 0 end) as events_30d,
-        sum(case when occurred_at > {{ since_90d }} then 1 else 0 end) as events_90d,
+        {{ count_events_since(since_7d) }} as events_7d,
+        {{ count_events_since(since_30d) }} as events_30d,
+        {{ count_events_since(since_90d) }} as events_90d,
         {%- for event_type in event_types %}
         {%- for window, since in windows.items() %}
         sum(case when event_type = '{{ event_type }}' and occurred_at > {{ since }} then 1 else 0 end) as {{ event_type }}_events_{{ window }},
         {%- endfor %}
         {%- endfor %}
-        sum(
-            case
-                when occurred_at > {{ since_30d }}
-                    and event_name in {{ sql_string_list(var('product_view_event_names')) }}
-                    then 1
-                else 0
-            end
-        ) as product_views_30d,
-        sum(
-            case
-                when occurred_at > {{ since_30d }}
-                    and event_name in {{ sql_string_list(var('cart_add_event_names')) }}
-                    then 1
-                else 0
-            end
-        ) as cart_adds_30d
+        {{ count_events_since(since_30d, var('product_view_event_names')) }} as product_views_30d,
+        {{ count_events_since(since_30d, var('cart_add_event_names')) }} as cart_adds_30d
 
     from events
 
