@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format airflow bench docs clean
+.PHONY: install manifest demo test lint format airflow bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with dev tools
+# The dbt manifest the build DAG draws its per-model tasks from (`dbt parse`, only when the
+# project's files changed; a DAG parse refuses an outdated one).
+manifest: $(STAMP)
+	$(BIN)/python -m cdp.dbt_manifest --if-stale
+
+install: $(STAMP) manifest  ## create .venv and install the project with dev tools
 
 demo: install  ## generate sample data, run every DAG in-process, print a summary
 	$(BIN)/cdp demo

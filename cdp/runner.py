@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cdp import airflow_env
+from cdp.dbt_manifest import ensure_manifest
 from cdp.settings import Settings
 
 #: Steps in data-flow order (``cdp run --only`` takes these names) and the DAGs each runs; the
@@ -64,6 +65,7 @@ def run_dags(
     airflow_env.configure(settings, verbose=verbose)
     airflow_env.migrate_metadata_db()
     airflow_env.check_configured(settings)
+    ensure_manifest(settings)  # an edited dbt project is re-parsed here, never at DAG parse
     dags = load_dags(settings)
     logical_date = as_of.replace(tzinfo=UTC)
     reports = []

@@ -59,6 +59,7 @@ export CDP_HOME AIRFLOW_HOME CDP_DAGS_DIR="$DAGS_DIR"
 # --- Airflow configuration (environment beats airflow.cfg) ------------------------------------
 export AIRFLOW__CORE__DAGS_FOLDER="$DAGS_DIR"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False  # astronomer-cosmos: no usage pings (offline)
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 # The default (32) forks 32 idle LocalExecutor workers; DuckDB allows one writer anyway.
 export AIRFLOW__CORE__PARALLELISM=4

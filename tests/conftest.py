@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from cdp import airflow_env
+from cdp.dbt_manifest import ensure_manifest
 from cdp.settings import Settings, load_settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Airflow reads its config once per process: configure it for the session before import."""
     session_home = Path(tempfile.mkdtemp(prefix="cdp-test-"))
-    airflow_env.configure(load_settings({"CDP_HOME": str(session_home)}))
+    settings = load_settings({"CDP_HOME": str(session_home)})
+    airflow_env.configure(settings)
+    ensure_manifest(settings)  # tests parse the build DAG: the dbt manifest must match the project
 
 
 @pytest.fixture
