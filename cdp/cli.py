@@ -147,6 +147,8 @@ def _segments(settings: Settings, args: argparse.Namespace) -> None:
             )
         elif args.action == "explain":
             definitions = segments.load_definitions(settings.segments_dir, con=con)
+            if args.as_of is None:  # judge at the time the current membership was decided
+                as_of = _last_decided(con, args.name) or as_of
             explanation = segments.explain_membership(
                 con, definitions, args.name, args.customer_id, as_of
             )
@@ -156,6 +158,19 @@ def _segments(settings: Settings, args: argparse.Namespace) -> None:
                 print(f"{member.customer_id}  entered {member.entered_at:%Y-%m-%d %H:%M}")
     finally:
         con.close()
+
+
+def _last_decided(con, segment: str) -> datetime | None:
+    """The as-of time of a segment's latest recorded run (None before its first run)."""
+    import duckdb
+
+    try:
+        [(as_of,)] = con.execute(
+            "select max(as_of) from segments.sizes where segment = ?", [segment]
+        ).fetchall()
+    except duckdb.CatalogException:  # no segment has ever been evaluated here
+        return None
+    return as_of
 
 
 def _segments_microbatch(settings: Settings, as_of: datetime) -> None:
@@ -258,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     why = seg_actions.add_parser("explain", help="why a customer is (not) in a segment")
     why.add_argument("name")
     why.add_argument("customer_id")
-    why.add_argument("--as-of", type=_parse_date, help="the time T to judge at (default now)")
+    why.add_argument(
+        "--as-of",
+        type=_parse_date,
+        help="the time T to judge at (default: when the current membership was decided)",
+    )
     micro = seg_actions.add_parser(
         "microbatch", help="ingest new events, resolve identity, refresh minutes-fresh segments"
     )

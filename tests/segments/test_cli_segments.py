@@ -56,6 +56,10 @@ def test_microbatch_explain_and_members_from_the_command_line(home, capsys) -> N
     assert main(["segments", "explain", "rapid_browsers", customer_id, "--as-of", at]) == 0
     out = capsys.readouterr().out
     assert f"{customer_id} IS in rapid_browsers" in out and "(value: 4)" in out
+    # Without --as-of it judges at the time the current membership was decided, not "now"
+    # (by the wall clock the burst is long out of the 30-minute window).
+    assert main(["segments", "explain", "rapid_browsers", customer_id]) == 0
+    assert f"IS in rapid_browsers at {T:%Y-%m-%d %H:%M:%S}" in capsys.readouterr().out
     assert main(["segments", "explain", "rapid_browsers", "cus_nobody", "--as-of", at]) == 1
     assert "unknown customer 'cus_nobody'" in capsys.readouterr().err
     assert main(["segments", "explain", "rapid_browser", customer_id]) == 1
