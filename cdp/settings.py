@@ -38,7 +38,7 @@ class Settings:
     pseudonymization_key: str = field(default=DEV_PSEUDONYMIZATION_KEY, repr=False)
     publish_keep: int = 3  # CDP_PUBLISH_KEEP: previous snapshots kept for rollback
     quality_max_row_change: float = 0.5  # CDP_QUALITY_MAX_ROW_CHANGE: profiles vs last publish
-    quality_max_staleness_hours: float = 72.0  # CDP_QUALITY_MAX_STALENESS_HOURS: newest event
+    quality_max_staleness_hours: float = 72.0  # CDP_QUALITY_MAX_STALENESS_HOURS: newest activity
 
     @property
     def uses_dev_pseudonymization_key(self) -> bool:

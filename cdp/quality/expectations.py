@@ -147,9 +147,9 @@ def mart_suites(max_row_change: float, max_staleness_hours: float, has_scores: b
                     column="profiles_row_change", max_value=max_row_change
                 ),
                 ex.ExpectColumnValuesToBeBetween(
-                    column="newest_event_age_hours", max_value=max_staleness_hours
+                    column="newest_activity_age_hours", max_value=max_staleness_hours
                 ),
-                ex.ExpectColumnValuesToNotBeNull(column="newest_event_age_hours"),
+                ex.ExpectColumnValuesToNotBeNull(column="newest_activity_age_hours"),
             ],
         ),
     ]

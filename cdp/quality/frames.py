@@ -73,7 +73,18 @@ def mart_frames(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, pd
     }
     profiles = len(frames["marts.customer_profiles"])
     previous = last_published_profiles(con)
-    [(newest_event_at,)] = con.execute("select max(occurred_at) from marts.fct_events").fetchall()
+    # Freshness of what customers did (events or orders: an orders-only platform is fresh too),
+    # up to the run's as-of (a backfill is judged by what was newest then).
+    [(newest_activity_at,)] = con.execute(
+        """
+        select max(moment) from (
+            select max(occurred_at) as moment from marts.fct_events where occurred_at <= $as_of
+            union all
+            select max(ordered_at) from marts.fct_orders where ordered_at <= $as_of
+        )
+        """,
+        {"as_of": as_of},
+    ).fetchall()
     frames["marts.health"] = pd.DataFrame(
         {
             "profiles_rows": [profiles],
@@ -82,10 +93,10 @@ def mart_frames(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, pd
             "profiles_row_change": [
                 abs(profiles - previous) / max(previous, 1) if previous is not None else None
             ],
-            "newest_event_age_hours": [
+            "newest_activity_age_hours": [
                 None
-                if newest_event_at is None
-                else (as_of - newest_event_at).total_seconds() / 3600
+                if newest_activity_at is None
+                else (as_of - newest_activity_at).total_seconds() / 3600
             ],
         }
     )

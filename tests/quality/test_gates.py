@@ -48,7 +48,8 @@ def _build_marts(settings: Settings, profiles: list[tuple]) -> None:
         con.executemany("insert into marts.customer_profiles values (?, ?, ?, ?)", profiles)
         con.execute(
             "create or replace table marts.fct_orders as "
-            "select 'O1' as order_id, 'c1' as customer_id, 10.0 as total_amount"
+            "select 'O1' as order_id, 'c1' as customer_id, 10.0 as total_amount,"
+            " timestamp '2024-06-28 09:00' as ordered_at"
         )
         con.execute(
             "create or replace table marts.fct_events as "
@@ -168,7 +169,7 @@ def test_mart_gate_checks_row_change_vs_last_publish_freshness_and_scores(gate_s
         run_mart_gate(gate_settings, "run-2", datetime(2024, 7, 30))  # a month after the last event
     message = str(failure.value)
     assert "marts.health.profiles_row_change FAILED" in message
-    assert "marts.health.newest_event_age_hours FAILED" in message
+    assert "marts.health.newest_activity_age_hours FAILED" in message
     assert "ml.current_scores.score FAILED" in message
     assert '"model_name":"purchase_propensity"' in message
 
@@ -196,3 +197,13 @@ def test_cdp_publish_command_gates_publishes_and_rolls_back(gate_settings, monke
 
     assert main(["publish", "--rollback"]) == 1
     assert "nothing to roll back to" in capsys.readouterr().err
+
+
+def test_freshness_counts_orders_so_an_orders_only_platform_passes(gate_settings):
+    _build_marts(gate_settings, [("c1", 1, 1, 1.0)])
+    with connect(gate_settings) as con:
+        con.execute("delete from marts.fct_events")  # CRM orders only, no web analytics
+    summary = run_mart_gate(gate_settings, "run-orders", datetime(2024, 6, 30))  # 39 h after
+    assert summary["failed"] == 0 and summary["expectations"] > 0
+    with pytest.raises(QualityGateFailed, match="newest_activity_age_hours FAILED"):
+        run_mart_gate(gate_settings, "run-late", datetime(2024, 7, 30))
