@@ -7,30 +7,41 @@ Jaro–Winkler on normalized ASCII (DuckDB's works on bytes, so values are accen
 
 from __future__ import annotations
 
+#: At most one edit apart (Damerau–Levenshtein ≤ 1), with the costly Damerau–Levenshtein run
+#: only on equal-length values two substitutions apart (a possible transposition).
+_ONE_EDIT = (
+    "(case when length({l}) = length({r}) then hamming({l}, {r}) <= 1"
+    " or (hamming({l}, {r}) = 2 and damerau_levenshtein({l}, {r}) = 1)"
+    " when abs(length({l}) - length({r})) = 1 then levenshtein({l}, {r}) = 1 else false end)"
+)
+
 #: Per kind: (condition, level) from the strongest level down, as SQL over ``{l}`` and ``{r}``.
 _LEVELS: dict[str, tuple[tuple[str, int], ...]] = {
     "name": (
         ("{l} = {r}", 3),
         ("jaro_winkler_similarity({l}, {r}) >= 0.92", 2),
-        # the name written in the other name field (first and last name swapped)
-        ("jaro_winkler_similarity({l}, {r_swap}) >= 0.92", 2),
+        # first and last name swapped: both names sit in the other field
+        (
+            "jaro_winkler_similarity({l}, {r_swap}) >= 0.92"
+            " and jaro_winkler_similarity({l_swap}, {r}) >= 0.92",
+            2,
+        ),
         # one typo in a short name ("mei" / "mie") drops Jaro–Winkler below 0.8
         (
-            "jaro_winkler_similarity({l}, {r}) >= 0.8"
-            " or (length({l}) <= 4 and damerau_levenshtein({l}, {r}) <= 1)",
+            "jaro_winkler_similarity({l}, {r}) >= 0.8 or (length({l}) <= 4 and " + _ONE_EDIT + ")",
             1,
         ),
     ),
     "date": (
         ("{l} = {r}", 3),
         (
-            "damerau_levenshtein({l}, {r}) <= 1 or (left({l}, 4) = left({r}, 4)"
+            _ONE_EDIT + " or (left({l}, 4) = left({r}, 4)"
             " and substr({l}, 5, 2) = substr({r}, 7, 2) and substr({l}, 7, 2) = substr({r}, 5, 2))",
             2,
         ),
         ("left({l}, 4) = left({r}, 4)", 1),
     ),
-    "code": (("{l} = {r}", 2), ("damerau_levenshtein({l}, {r}) <= 1", 1)),
+    "code": (("{l} = {r}", 2), (_ONE_EDIT, 1)),
     "text": (("{l} = {r}", 2), ("jaro_winkler_similarity({l}, {r}) >= 0.88", 1)),
     "exact": (("{l} = {r}", 1),),
 }
@@ -48,9 +59,10 @@ def level_count(kind: str) -> int:
 def level_sql(column: str, kind: str, left: str = "l", right: str = "r") -> str:
     """SQL CASE giving the comparison level of ``column`` between two aliased records."""
     lhs, rhs = f"{left}.{column}", f"{right}.{column}"
-    swap = f"{right}.{_SWAPPED[column]}" if column in _SWAPPED else rhs
+    other = _SWAPPED.get(column, column)
+    l_swap, r_swap = f"{left}.{other}", f"{right}.{other}"
     whens = " ".join(
-        f"when {cond.format(l=lhs, r=rhs, r_swap=swap)} then {level}"
+        f"when {cond.format(l=lhs, r=rhs, l_swap=l_swap, r_swap=r_swap)} then {level}"
         for cond, level in _LEVELS[kind]
     )
     return f"case when {lhs} is null or {rhs} is null then -1 {whens} else 0 end"

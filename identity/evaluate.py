@@ -12,7 +12,7 @@ import duckdb
 from identity.config import IdentitySettings, load_identity_settings
 from identity.datasets import load_febrl4
 from identity.graph import Link, PairEvidence, cluster
-from identity.linkage import one_to_one, prepare_records, score_candidates
+from identity.linkage import keyed_pairs_sql, one_to_one, prepare_records, score_candidates
 from identity.normalize import install_macros
 
 
@@ -65,12 +65,13 @@ def evaluate_febrl4(settings: IdentitySettings | None = None) -> dict:
     prepare_records(con, f"select *, true as is_new from ({dataset.records_sql})", "records")
     result = score_candidates(con, "records", settings.model, link_sources=dataset.link_sources)
     review, auto = settings.model.review_at, settings.model.auto_merge_at
-    pairs = con.execute(
-        "select left_key, right_key, match_probability from scored where match_probability >= ?",
-        [review],
-    ).fetchall()
+    con.execute(
+        "create temp table graded as "
+        + keyed_pairs_sql("scored", "records", f"match_probability >= {review!r}")
+    )
+    pairs = con.execute("select left_key, right_key, match_probability from graded").fetchall()
     corroborated = set(
-        con.execute("select left_key, right_key from scored where is_corroborated").fetchall()
+        con.execute("select left_key, right_key from graded where is_corroborated").fetchall()
     )
     links = [
         Link(a, b, "person_match", p)

@@ -14,6 +14,7 @@ import duckdb
 from identity.comparisons import gamma_select
 from identity.config import ModelSettings
 from identity.model import FellegiSunterModel, estimate_model, estimate_u
+from identity.timing import StepTimer
 
 PERSON_COLUMNS = (
     "first_name", "last_name", "date_of_birth", "address_line", "address_extra", "city",
@@ -42,39 +43,77 @@ class LinkageResult:
     model: FellegiSunterModel
 
 
-def prepare_records(con: duckdb.DuckDBPyConnection, source_sql: str, table: str) -> None:
-    """Create temp ``table`` from ``source_sql`` plus the derived blocking keys."""
-    derived = ", ".join(f"{sql} as {name}" for name, (sql, _) in DERIVED_KEYS.items())
-    tf = ", ".join(
-        f"case when {c} is not null and count({c}) over () >= {TF_MIN_VALUES} then "
-        f"count(*) over (partition by {c}) / count({c}) over () end as tf_{c}"
+def derived_keys_sql() -> str:
+    """Select list of the derived blocking keys (``<sql> as <name>``) over the person columns."""
+    return ", ".join(f"{sql} as {name}" for name, (sql, _) in DERIVED_KEYS.items())
+
+
+def prepare_records(
+    con: duckdb.DuckDBPyConnection, source_sql: str, table: str, derive_keys: bool = True
+) -> None:
+    """Create temp ``table`` from ``source_sql`` plus the term frequencies. With ``derive_keys``
+    it also numbers the records (``rid``, in key order) and adds the derived blocking keys; else
+    ``source_sql`` has both already (``identity.person_records`` stores them)."""
+    derived = (
+        f"(row_number() over (order by record_key))::integer as rid, *, {derived_keys_sql()}"
+        if derive_keys
+        else "*"
+    )
+    con.execute(f"create or replace temp table _prepared as select {derived} from ({source_sql})")
+    shares = [
+        f"""left join (select {c}, count(*) / sum(count(*)) over () as tf_{c}
+            from _prepared where {c} is not null group by {c}
+            qualify sum(count(*)) over () >= {TF_MIN_VALUES}) using ({c})"""
         for c in TF_COLUMNS
-    )
+    ]
+    joins = "\n".join(shares)
+    con.execute(f"create or replace temp table {table} as select * from _prepared {joins}")
+    con.execute("drop table _prepared")
+
+
+def _block_keys_sql(records: str, settings: ModelSettings, link: bool) -> str:
+    """One row per record and blocking pass whose keys it holds: the pass and a hash of its key
+    values (a collision only adds a candidate pair, which the comparisons then judge)."""
+    source = ", source" if link else ""
+    selects = [
+        f"""select {index}::tinyint as pass, hash({index}, {", ".join(keys)}) as block, rid,
+            is_new{source} from {records} where {" and ".join(f"{k} is not null" for k in keys)}"""
+        for index, keys in enumerate(settings.blocking)
+    ]
+    return "\nunion all\n".join(selects)
+
+
+def _stage_candidate_pairs(
+    con: duckdb.DuckDBPyConnection, records: str, settings: ModelSettings, link: bool
+) -> None:
+    """Temp table ``pairs(left_rid, right_rid, passes)``: pairs with a new record that agree on
+    every key of some blocking pass; a key value held by more than ``max_block_size`` records
+    (a city's only postcode) blocks nothing."""
+    keys = _block_keys_sql(records, settings, link)
+    (has_old,) = con.execute(f"select count(*) > 0 from {records} where not is_new").fetchone()
+    if has_old:  # an incremental run: only the blocks of the new records matter
+        new_records = f"(select * from {records} where is_new)"
+        new_blocks = _block_keys_sql(new_records, settings, link)
+        keys = f"select * from ({keys}) semi join (select block from ({new_blocks})) using (block)"
+    con.execute(f"create or replace temp table _block_keys as {keys}")
     con.execute(
-        f"create or replace temp table {table} as select *, {derived}, {tf} from ({source_sql})"
+        f"""create or replace temp table _blocks as select * from _block_keys
+        semi join (
+            select block from _block_keys group by block
+            having count(*) <= {settings.max_block_size} and bool_or(is_new)
+        ) using (block)"""
     )
-
-
-def _candidate_pairs_sql(records: str, settings: ModelSettings, link: bool) -> str:
-    """Pairs with a new record that agree on every key of some blocking pass; a key value held
-    by more than ``max_block_size`` records (a city's only postcode) blocks nothing."""
-    selects = []
-    for index, keys in enumerate(settings.blocking):
-        key_list = ", ".join(keys)
-        block = f"""(select record_key, source, is_new, {key_list} from {records}
-            semi join (select distinct {key_list} from {records} where is_new) using ({key_list})
-            qualify count(*) over (partition by {key_list}) <= {settings.max_block_size})"""
-        on = " and ".join(f"n.{k} = a.{k}" for k in keys)
-        cross = " and n.source <> a.source" if link else ""
-        selects.append(
-            f"""select least(n.record_key, a.record_key) as left_key,
-                       greatest(n.record_key, a.record_key) as right_key, {1 << index} as pass
-                from {block} as n join {block} as a on {on}
-                where n.is_new and n.record_key <> a.record_key{cross}
-                  and (not a.is_new or n.record_key < a.record_key)"""
-        )
-    union = "\nunion all\n".join(selects)
-    return f"select left_key, right_key, bit_or(pass) as passes from ({union}) group by all"
+    cross = " and n.source <> a.source" if link else ""
+    con.execute(
+        f"""create or replace temp table pairs as
+        select least(n.rid, a.rid) as left_rid, greatest(n.rid, a.rid) as right_rid,
+            bit_or(1::bigint << n.pass) as passes
+        from _blocks as n join _blocks as a on n.block = a.block
+        where n.is_new and n.rid <> a.rid{cross} and (not a.is_new or n.rid < a.rid)
+        group by all"""
+    )
+    for table in ("_block_keys", "_blocks"):
+        con.execute(f"drop table {table}")
 
 
 def _training_sessions(settings: ModelSettings) -> list[tuple[str, frozenset[str]]]:
@@ -99,30 +138,51 @@ def score_candidates(
 ) -> LinkageResult:
     """Block, compare and score; estimate the model first unless one is given.
 
-    Leaves temp table ``scored(left_key, right_key, g_<column>…, match_probability,
-    is_corroborated)``."""
+    Leaves temp table ``scored(left_rid, right_rid, g_<column>…, match_probability,
+    is_corroborated)`` (``rid`` numbers the records, ``left_rid < right_rid``)."""
     comparisons = settings.comparisons
-    con.execute(
+    step = StepTimer("person match")
+    step("blocking", _stage_candidate_pairs, con, records, settings, bool(link_sources))
+    step(
+        "comparisons",
+        con.execute,
         f"""create or replace temp table candidates as
-        with pairs as ({_candidate_pairs_sql(records, settings, bool(link_sources))})
-        select p.left_key, p.right_key, p.passes, {gamma_select(comparisons)},
+        select p.left_rid, p.right_rid, p.passes, {gamma_select(comparisons)},
             {", ".join(f"greatest(l.tf_{c}, r.tf_{c}) as tf_{c}" for c in TF_COLUMNS)}
         from pairs as p
-        join {records} as l on l.record_key = p.left_key
-        join {records} as r on r.record_key = p.right_key"""
+        join {records} as l on l.rid = p.left_rid
+        join {records} as r on r.rid = p.right_rid""",
     )
     if model is None:
-        u = estimate_u(con, records, comparisons, settings.random_pairs, link_sources)
+        u = step("u", estimate_u, con, records, comparisons, settings.random_pairs, link_sources)
         sessions = _training_sessions(settings)
-        model = estimate_model(con, "candidates", comparisons, u, settings.em_iterations, sessions)
-    con.execute(
+        model = step(
+            "EM",
+            estimate_model, con, "candidates", comparisons, u, settings.em_iterations, sessions,
+        )  # fmt: skip
+    step(
+        "scoring",
+        con.execute,
         f"""create or replace temp table scored as
-        select *, {model.probability_sql(TF_COLUMNS)} as match_probability,
+        select * exclude (passes, {", ".join(f"tf_{c}" for c in TF_COLUMNS)}),
+            {model.probability_sql(TF_COLUMNS)} as match_probability,
             {model.agreement_sql(settings.auto_merge_needs)} as is_corroborated
-        from candidates"""
+        from candidates""",
     )
-    (count,) = con.execute("select count(*) from candidates").fetchone()
+    (count,) = con.execute("select count(*) from scored").fetchone()
+    for table in ("pairs", "candidates"):  # free the memory for the steps that follow
+        con.execute(f"drop table {table}")
     return LinkageResult(count, model)
+
+
+def keyed_pairs_sql(pairs: str, records: str, where: str = "true") -> str:
+    """SQL of the rows of ``pairs`` (by ``left_rid``, ``right_rid``) that pass ``where``, with
+    the record keys in place of the numbers (``left_key < right_key``)."""
+    return f"""select least(l.record_key, r.record_key) as left_key,
+            greatest(l.record_key, r.record_key) as right_key, p.* exclude (left_rid, right_rid)
+        from (select * from {pairs} where {where}) as p
+        join {records} as l on l.rid = p.left_rid
+        join {records} as r on r.rid = p.right_rid"""
 
 
 def one_to_one(pairs: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from identity.config import IdentitySettings
-from identity.linkage import prepare_records, score_candidates
+from identity.linkage import keyed_pairs_sql, prepare_records, score_candidates
 from identity.model import FellegiSunterModel
 from identity.store import load_model, save_model
 
@@ -53,16 +53,21 @@ def match_people(
     con: duckdb.DuckDBPyConnection, settings: IdentitySettings, run_id: str, refit: bool
 ) -> int:
     """Score touched person records against all; write links, review rows and pair evidence."""
-    (touched_people,) = con.execute(
-        "select count(*) from touched where id_type = 'crm_customer_id'"
-    ).fetchone()
+    con.execute(
+        """create or replace temp table touched_rids as select rid from identity.person_records
+        semi join touched using (record_key)"""
+    )
+    (touched_people,) = con.execute("select count(*) from touched_rids").fetchone()
     if not touched_people:  # e.g. a micro-batch of analytics events only
         return 0
-    for table in ("candidate_pairs", "review_queue"):
-        con.execute(
-            f"""delete from identity.{table} where left_key in (select record_key from touched)
-            or right_key in (select record_key from touched)"""
-        )
+    con.execute(
+        """delete from identity.review_queue where left_key in (select record_key from touched)
+        or right_key in (select record_key from touched)"""
+    )
+    con.execute(
+        """delete from identity.candidate_pairs where left_rid in (select rid from touched_rids)
+        or right_rid in (select rid from touched_rids)"""
+    )
     stale = """select left_key, right_key from identity.edges where rule = 'person_match'
         and (left_key in (select record_key from touched)
              or right_key in (select record_key from touched))"""
@@ -75,7 +80,7 @@ def match_people(
     )
     prepare_records(
         con,
-        """select p.* replace (
+        """select p.* exclude (raw_phone, country) replace (
                 case when be.identifier_value is null then p.email end as email,
                 case when bp.identifier_value is null then p.phone end as phone),
             p.record_key in (select record_key from touched) as is_new
@@ -85,6 +90,7 @@ def match_people(
         left join identity.blocked_values as bp
           on bp.identifier_type = 'phone' and bp.identifier_value = p.phone""",
         "link_records",
+        derive_keys=False,
     )
     model = _model_for(con, settings, refit)
     result = score_candidates(con, "link_records", settings.model, model)
@@ -95,7 +101,7 @@ def match_people(
     )
     con.execute(
         f"""insert into identity.candidate_pairs
-        select left_key, right_key, match_probability, {contradicted or "false"} from scored"""
+        select left_rid, right_rid, match_probability, {contradicted or "false"} from scored"""
     )
     _file_in_bands(con, settings, result.model, run_id)
     return result.candidates
@@ -109,12 +115,12 @@ def _file_in_bands(
 ) -> None:
     """Auto-merge links for confident pairs that are the best match of one of their records;
     the rest of the grey zone (and confident runners-up) go to the review queue."""
+    confident = keyed_pairs_sql(
+        "scored", "link_records", "match_probability >= $auto and is_corroborated"
+    )
     con.execute(
-        """create or replace temp table _auto as
-        with confident as (
-            select left_key, right_key, match_probability from scored
-            where match_probability >= $auto and is_corroborated
-        ),
+        f"""create or replace temp table _auto as
+        with confident as ({confident}),
         both_ways as (
             select left_key as record_key, right_key as other, match_probability from confident
             union all
@@ -139,7 +145,7 @@ def _file_in_bands(
     con.execute(
         f"""insert into identity.review_queue
         select left_key, right_key, match_probability, {_evidence_sql(model)}, $run
-        from scored anti join _auto using (left_key, right_key)
-        where match_probability >= $review""",
+        from ({keyed_pairs_sql("scored", "link_records", "match_probability >= $review")})
+        anti join _auto using (left_key, right_key)""",
         {"run": run_id, "review": settings.model.review_at},
     )

@@ -8,12 +8,8 @@ settings changed, rebuilds everything — still keeping the ids records had.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -24,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from identity.config import IdentitySettings, load_identity_settings
 from identity.graph import CRM_ID, GuardEvent, Link, PairEvidence, cluster
 from identity.ids import assign_ids
+from identity.linkage import keyed_pairs_sql
 from identity.matching import match_people
 from identity.normalize import install_macros
 from identity.rules import add_pair_edges, refresh_blocked_values, refresh_value_edges
@@ -34,9 +31,7 @@ from identity.sources import (
     stage_touched,
 )
 from identity.store import REBUILT_TABLES, ensure_state, last_run
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from identity.timing import StepTimer
 
 
 @dataclass(frozen=True)
@@ -53,21 +48,6 @@ class ResolutionResult:
     edges_by_rule: dict[str, int]
     guard_events: int
     id_changes: int
-
-
-class _StepTimer:
-    """Runs one step of a run and logs how long it took."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    def __call__(self, name: str, work: Callable[..., T], *args: object) -> T:
-        started = time.perf_counter()
-        result = work(*args)
-        log.info(
-            "identity run %s: %s took %.2f s", self.run_id, name, time.perf_counter() - started
-        )
-        return result
 
 
 def _now() -> datetime:
@@ -129,12 +109,14 @@ def _conflicted(con: duckdb.DuckDBPyConnection, settings: IdentitySettings) -> l
         return []
     sql = f"""
         with crm as (
-            select component, record_key from components where id_type = '{CRM_ID}'
+            select c.component, r.rid from components as c
+            join identity.person_records as r using (record_key)
+            where c.id_type = '{CRM_ID}'
         ),
         ok as (
             select a.component, count(*) as n from identity.candidate_pairs as p
-            join crm as a on a.record_key = p.left_key
-            join crm as b on b.record_key = p.right_key and b.component = a.component
+            join crm as a on a.rid = p.left_rid
+            join crm as b on b.rid = p.right_rid and b.component = a.component
             where not p.is_contradicted group by a.component
         ),
         counts as (
@@ -172,11 +154,12 @@ def _guarded_split(
             semi join _guarded as r on r.record_key = e.right_key"""
         ).fetchall()
     ]
-    pairs = con.execute(
-        """select p.left_key, p.right_key, p.is_contradicted from identity.candidate_pairs as p
-        semi join _guarded as l on l.record_key = p.left_key
-        semi join _guarded as r on r.record_key = p.right_key"""
-    ).fetchall()
+    con.execute(
+        """create or replace temp table _guarded_records as select rid, record_key
+        from identity.person_records semi join _guarded using (record_key)"""
+    )
+    keyed = keyed_pairs_sql("identity.candidate_pairs", "_guarded_records")
+    pairs = con.execute(f"select left_key, right_key, is_contradicted from ({keyed})").fetchall()
     evidence = PairEvidence(
         compared=frozenset((a, b) for a, b, _ in pairs),
         contradicted=frozenset((a, b) for a, b, bad in pairs if bad),
@@ -260,9 +243,9 @@ def resolve_identities(
     settings changed) and return the run's counts."""
     settings = settings or load_identity_settings()
     install_macros(con)
-    ensure_state(con)
+    relayout = ensure_state(con)
     previous = last_run(con)
-    full = full or previous is None or previous[1] != settings.digest
+    full = full or relayout or previous is None or previous[1] != settings.digest
     since = None if full else previous[0]
     until = loaded_until(con)
     mode, touched, reclustered, candidates, guarded, changed = "unchanged", 0, 0, 0, 0, 0
@@ -271,7 +254,7 @@ def resolve_identities(
         if full:
             for table in REBUILT_TABLES:
                 con.execute(f"delete from identity.{table}")
-        step = _StepTimer(run_id)
+        step = StepTimer(f"identity run {run_id}")
         touched = step("stage", stage_touched, con, since, until)
         con.execute("create or replace temp table affected (record_key VARCHAR)")
         step("person_records", refresh_person_records, con)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import duckdb
 
+from identity.linkage import derived_keys_sql
 from identity.normalize import normalize_phones
 
 RAW_TABLES = ("raw.crm_customers", "raw.analytics_events")
@@ -85,16 +86,28 @@ def refresh_person_records(con: duckdb.DuckDBPyConnection) -> None:
             _line_no desc) = 1"""
     )
     phones = normalize_phones(con, "select raw_phone, country from _crm_latest")
+    # A record keeps its number; new records are numbered on from the largest, in key order.
+    con.execute(
+        """create or replace temp table _rids as
+        select c.record_key, coalesce(p.rid, (select coalesce(max(rid), 0)
+            from identity.person_records) + row_number() over (
+                partition by p.rid is null order by c.record_key))::integer as rid
+        from _crm_latest as c left join identity.person_records as p using (record_key)"""
+    )
     con.execute(
         "delete from identity.person_records where record_key in (select record_key from touched)"
     )
     con.execute(
         f"""insert into identity.person_records by name
-        select c.* exclude (phone), p.phone
-        from _crm_latest as c
-        left join {phones} as p
-          on p.raw_phone = c.raw_phone and p.country = coalesce(c.country, '')"""
+        select *, {derived_keys_sql()} from (
+            select c.* exclude (phone), p.phone, r.rid
+            from _crm_latest as c
+            join _rids as r using (record_key)
+            left join {phones} as p
+              on p.raw_phone = c.raw_phone and p.country = coalesce(c.country, ''))"""
     )
+    for table in ("_crm_latest", "_rids", phones):  # free the memory for the steps that follow
+        con.execute(f"drop table {table}")
 
 
 def refresh_identifiers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

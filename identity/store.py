@@ -10,14 +10,17 @@ import duckdb
 from identity.model import FellegiSunterModel
 
 STATE_DDL = (
+    # rid numbers the records for the model's pair tables; the derived blocking keys are
+    # stored so that an incremental run does not derive them again for every record.
     """create table if not exists identity.person_records (
-        record_key VARCHAR NOT NULL, source VARCHAR NOT NULL,
+        record_key VARCHAR NOT NULL, source VARCHAR NOT NULL, rid INTEGER NOT NULL,
         first_name VARCHAR, last_name VARCHAR, date_of_birth VARCHAR, address_line VARCHAR,
         address_extra VARCHAR, city VARCHAR, postcode VARCHAR, state VARCHAR,
-        national_id VARCHAR, email VARCHAR, phone VARCHAR, raw_phone VARCHAR, country VARCHAR
+        national_id VARCHAR, email VARCHAR, phone VARCHAR, raw_phone VARCHAR, country VARCHAR,
+        first_initial VARCHAR, last_name_phonetic VARCHAR, birth_year VARCHAR
     )""",
     """create table if not exists identity.candidate_pairs (
-        left_key VARCHAR NOT NULL, right_key VARCHAR NOT NULL,
+        left_rid INTEGER NOT NULL, right_rid INTEGER NOT NULL,
         match_probability DOUBLE NOT NULL, is_contradicted BOOLEAN NOT NULL
     )""",
     """create table if not exists identity.blocked_values (
@@ -39,10 +42,30 @@ REBUILT_TABLES = (
 )  # fmt: skip
 
 
-def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
-    """Create identity's working tables if they do not exist."""
+#: A column whose absence marks working tables of an older layout.
+_LAYOUT_MARK = ("person_records", "rid")
+
+
+def ensure_state(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create identity's working tables if they do not exist. Working tables of an older layout
+    are dropped and made anew; True then, and the caller must rebuild them (a full run)."""
+    table, column = _LAYOUT_MARK
+    columns = {
+        name
+        for (name,) in con.execute(
+            """select column_name from duckdb_columns()
+            where database_name = current_database() and schema_name = 'identity'
+              and table_name = ?""",
+            [table],
+        ).fetchall()
+    }
+    old_layout = bool(columns) and column not in columns
+    if old_layout:
+        for name in ("person_records", "candidate_pairs"):
+            con.execute(f"drop table if exists identity.{name}")
     for statement in STATE_DDL:
         con.execute(statement)
+    return old_layout
 
 
 def last_run(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, str] | None:

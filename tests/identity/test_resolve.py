@@ -94,3 +94,29 @@ def test_incremental_run_compares_only_new_records(warehouse):
     assert unchanged.records_touched == 0 and third.records_touched == 1
     assert third.candidate_pairs < first.candidate_pairs
     assert clusters(con)[crm("C99")] != clusters(con)[crm("C03")]  # contradicting names
+
+
+def test_working_tables_of_an_older_layout_are_rebuilt_by_a_full_run(warehouse):
+    con, raw = warehouse
+    raw.customer("C1", first_name="Ann", last_name="Lee", email="ann@example.com")
+    raw.customer("C2", first_name="Ann", last_name="Lee", email="ann@example.com")
+    resolve_identities(con, "run-1")
+    before = clusters(con)
+    # person_records as an earlier release wrote it: no record numbers, no blocking keys
+    con.execute("drop table identity.person_records")
+    con.execute(
+        "create table identity.person_records (record_key VARCHAR NOT NULL, "
+        "source VARCHAR NOT NULL, first_name VARCHAR)"
+    )
+    result = resolve_identities(con, "run-2")
+    columns = {
+        name
+        for (name,) in con.execute(
+            "select column_name from duckdb_columns() where schema_name = 'identity' "
+            "and table_name = 'person_records'"
+        ).fetchall()
+    }
+    assert result.mode == "full" and result.records_touched == 2
+    assert {"rid", "last_name_phonetic"} <= columns
+    assert con.execute("select count(*) from identity.person_records").fetchone() == (2,)
+    assert clusters(con) == before
