@@ -1,6 +1,7 @@
 {#-
     Orders up to as_of with their unified customer_id (the crm_customer_id's cluster).
-    is_completed marks the statuses that count as revenue (var completed_order_statuses).
+    is_completed marks the orders that count as revenue: a status in var
+    completed_order_statuses, or no status at all.
 -#}
 
 with
@@ -29,9 +30,11 @@ identified as (
         crm_clusters.customer_id,
         orders.crm_customer_id,
         orders.status,
+        -- an order without a status (exports that carry none, e.g. plain order histories)
+        -- counts as revenue; with a status, only the completed ones do
         coalesce(
             orders.status in {{ sql_string_list(var('completed_order_statuses')) }},
-            false
+            true
         ) as is_completed,
         orders.category,
         orders.currency,

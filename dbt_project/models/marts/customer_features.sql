@@ -37,7 +37,7 @@ purchases as (
     from {{ ref('fct_orders') }}
     where customer_id is not null
         and ordered_at <= {{ as_of }}
-        and (is_completed or status is null)
+        and is_completed
 
 ),
 
