@@ -70,7 +70,11 @@ def write_manifest(settings: Settings) -> Path:
     project_dir = settings.dbt_project_dir
     fingerprint = project_fingerprint(project_dir)
     args = dbt_args(settings, "parse")
-    args[args.index("--target-path") + 1] = str(manifest_path(project_dir).parent)
+    # Everything goes next to the project (git-ignored target/): `make install` must leave
+    # CDP_HOME untouched, or `cdp demo` would find a home it did not create.
+    target = manifest_path(project_dir).parent
+    args[args.index("--target-path") + 1] = str(target)
+    args[args.index("--log-path") + 1] = str(target / "logs")
     result = run_dbt(settings, args)
     if not result.success:
         raise DbtBuildFailed(f"dbt parse of {project_dir} failed: {result.exception}")

@@ -92,6 +92,17 @@ def test_a_missing_or_outdated_manifest_fails_loudly(tmp_path):
         fresh_manifest_path(project)
 
 
+def test_regenerating_the_manifest_leaves_cdp_home_untouched(tmp_path):
+    """`make install` parses the project before `cdp demo`, which refuses a home it did not
+    create: the parse must write next to the project only."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target"))
+    home = tmp_path / "home"
+    write_manifest(load_settings({"CDP_HOME": str(home), "CDP_DBT_PROJECT_DIR": str(project)}))
+    assert fresh_manifest_path(project).is_file()
+    assert not home.exists()
+
+
 def _warehouse_opens_in_another_process(path: Path) -> bool:
     probe = "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).close()"
     return subprocess.run([sys.executable, "-c", probe, str(path)]).returncode == 0
