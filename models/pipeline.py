@@ -252,14 +252,20 @@ def record_decision(settings: Settings, as_of: datetime, run_id: str, decision: 
     return {"promoted": decision["promote"], "reason": decision["reason"]}
 
 
+def _require_champion(con, as_of: datetime) -> dict:
+    """The model promoted most recently at or before as_of; ``NoChampion`` if there is none."""
+    champion = champion_at(con, MODEL_NAME, as_of)
+    if champion is None:
+        raise NoChampion(f"no {MODEL_NAME} model promoted at or before {as_of}: retrain first")
+    return champion
+
+
 def score_customers(settings: Settings, as_of: datetime, run_id: str) -> dict:
     """Score every customer as of as_of with the champion into ``ml.scores``."""
     current = FeatureFiles.for_as_of(settings, as_of).read("current")
     with connect(settings) as con:
         ensure_ml_schema(con)
-        champion = champion_at(con, MODEL_NAME, as_of)
-        if champion is None:
-            raise NoChampion(f"no {MODEL_NAME} model promoted at or before {as_of}: retrain first")
+        champion = _require_champion(con, as_of)
         model = PropensityModel.load(Path(champion["artifact_path"]))
         scored = score_frame(model, current)
         rows = write_scores(con, scored, MODEL_NAME, champion["model_version"], as_of, run_id)
@@ -272,9 +278,7 @@ def check_drift(settings: Settings, as_of: datetime, run_id: str) -> dict:
     current = FeatureFiles.for_as_of(settings, as_of).read("current")
     with connect(settings) as con:
         ensure_ml_schema(con)
-        champion = champion_at(con, MODEL_NAME, as_of)
-        if champion is None:
-            raise NoChampion(f"no {MODEL_NAME} model promoted at or before {as_of}: retrain first")
+        champion = _require_champion(con, as_of)
         version = champion["model_version"]
         scores = con.execute(
             "select score from ml.scores where model_name = ? and scored_at = ?",
