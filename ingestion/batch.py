@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -99,6 +100,20 @@ def _in_scan_units(chunk: pa.Table) -> pa.Table:
     return pa.Table.from_batches(chunk.to_batches(max_chunksize=_SCAN_UNIT_ROWS), BATCH_SCHEMA)
 
 
+def _read_ahead(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """The same chunks, the next one read in a background thread while this one loads.
+
+    Decompressing and splitting (zlib, Arrow) and DuckDB's work all release the GIL, so
+    reading overlaps loading. At most one chunk is read ahead.
+    """
+    iterator = iter(chunks)
+    with ThreadPoolExecutor(1, thread_name_prefix="ingestion-read-ahead") as pool:
+        pending = pool.submit(next, iterator, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, iterator, None)
+            yield chunk
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -159,7 +174,9 @@ def _insert_new_rows(con: duckdb.DuckDBPyConnection, contract: Contract, meta: d
         where _reason is null
           and not exists (select 1 from {table} as existing
                           where {scope} existing."{key}" = incoming."{key}")
-        qualify row_number() over (partition by incoming."{key}" order by _line_no) = 1
+          and not exists (select 1 from _validated as earlier
+                          where earlier._reason is null and earlier."{key}" = incoming."{key}"
+                            and earlier._line_no < incoming._line_no)
         """,
         params,
     ).fetchone()[0]
@@ -233,7 +250,7 @@ def load_batch(
     read = loaded = quarantined = 0
     con.execute("begin transaction")
     try:
-        for chunk in batch.read_chunks():
+        for chunk in _read_ahead(batch.read_chunks()):
             con.register("_incoming", _in_scan_units(chunk))
             try:
                 con.execute(f"create or replace temp table _validated as {query}")

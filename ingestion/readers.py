@@ -11,11 +11,13 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion.batch import BATCH_SCHEMA
@@ -36,6 +38,9 @@ def file_format(path: Path) -> str:
 
 #: Decompressed text per chunk of a JSON-lines file: what bounds a load's memory.
 CHUNK_BYTES = 64 << 20
+#: The first chunk of a file is small: it is read while nothing else runs, later chunks are
+#: read in the background while the one before loads (``ingestion.batch``).
+FIRST_CHUNK_BYTES = 8 << 20
 #: Rows per chunk of a CSV or Parquet file.
 CHUNK_ROWS = 250_000
 
@@ -43,12 +48,15 @@ CHUNK_ROWS = 250_000
 def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[pa.Table]:
     """A landing file's records as batch rows (``BATCH_SCHEMA``), a bounded chunk at a time."""
     kind = file_format(path)
-    if kind == "jsonl":
-        yield from _jsonl_chunks(path, chunk_bytes or CHUNK_BYTES)
-    elif kind == "csv":
-        yield from _slices(_read_csv(path))
-    else:
-        yield from _parquet_chunks(path)
+    try:
+        if kind == "jsonl":
+            yield from _jsonl_chunks(path, chunk_bytes or CHUNK_BYTES)
+        elif kind == "csv":
+            yield from _slices(_read_csv(path))
+        else:
+            yield from _parquet_chunks(path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # e.g. a file still being copied
+        raise ValueError(f"{path}: cannot be decompressed ({exc})") from exc
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
@@ -64,7 +72,9 @@ def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[pa.Table]:
     """Cut the (decompressed) stream at the last line feed of each block; number lines on."""
     first_line, carry = 1, b""
     with _open_binary(path) as handle:
-        while block := handle.read(chunk_bytes):
+        size = min(chunk_bytes, FIRST_CHUNK_BYTES)
+        while block := handle.read(size):
+            size = chunk_bytes
             data = carry + block
             cut = data.rfind(b"\n") + 1
             if cut:
@@ -76,32 +86,29 @@ def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[pa.Table]:
 
 
 def _split_lines(data: bytes, first_line: int = 1) -> tuple[pa.Array, pa.Array]:
-    """Numbers and text of the non-blank lines of a buffer, in bulk (no Python objects per line).
+    """Numbers and text of the non-blank lines of a buffer, split in bulk by Arrow (C++).
 
-    Line feeds, and carriage returns right before them, are dropped from a copy of the buffer;
-    each line's offset then moves back by the bytes dropped before it. Blank lines become empty
-    and are left out (their numbers are skipped, so every line keeps its number in the file).
+    A carriage return right before a line feed is dropped with it. Blank lines are left out
+    (their numbers are skipped, so every line keeps its number in the file).
     """
-    raw = np.frombuffer(data, dtype=np.uint8)
-    is_feed = raw == 0x0A
-    is_cr = np.zeros(len(raw), dtype=bool)
-    is_cr[:-1] = (raw[:-1] == 0x0D) & is_feed[1:]
-    starts = np.concatenate(([0], np.flatnonzero(is_feed) + 1))
-    if starts[-1] == len(raw):  # the buffer ends with a line feed: no line after it
-        starts = starts[:-1]
-    count = len(starts)
-    crs_per_line = np.bincount(
-        np.searchsorted(starts, np.flatnonzero(is_cr), side="right") - 1, minlength=count
+    whole = pa.Array.from_buffers(
+        pa.large_binary(),
+        1,
+        [None, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)],
     )
-    dropped_before = np.arange(count) + np.concatenate(([0], np.cumsum(crs_per_line)[:-1]))
-    compacted = raw[~(is_feed | is_cr)]
-    offsets = np.append(starts - dropped_before, len(compacted)).astype(np.int64)
+    if b"\r" in data:
+        lines = pc.split_pattern_regex(whole, pattern="\r?\n").values
+    else:
+        lines = pc.split_pattern(whole, pattern=b"\n").values
+    if data.endswith(b"\n"):  # no line after the last line feed
+        lines = lines.slice(0, len(lines) - 1)
+    numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
+    offsets = np.frombuffer(lines.buffers()[1], np.int64, len(lines) + 1, lines.offset * 8)
     keep = np.diff(offsets) > 0
-    offsets = np.append(offsets[:-1][keep], offsets[-1])
-    lines = pa.LargeStringArray.from_buffers(
-        int(keep.sum()), pa.py_buffer(offsets), pa.py_buffer(compacted.tobytes())
-    )
-    return _int64_array(np.flatnonzero(keep) + first_line), lines
+    if not keep.all():
+        kept = np.flatnonzero(keep)
+        lines, numbers = lines.take(_int64_array(kept)), numbers[kept]
+    return _int64_array(numbers), lines
 
 
 def _int64_array(values: np.ndarray) -> pa.Array:
@@ -113,9 +120,9 @@ def _jsonl_table(data: bytes, first_line: int) -> pa.Table:
     line_no, lines = _split_lines(data, first_line)
     error = pa.nulls(len(lines), pa.string())
     try:
-        lines.validate(full=True)  # UTF-8 check
+        lines = lines.cast(pa.large_string())  # checks UTF-8
     except pa.ArrowInvalid:  # keep undecodable lines, readable, with a reason
-        raw_lines = lines.cast(pa.large_binary()).to_pylist()
+        raw_lines = lines.to_pylist()
         decoded = [line.decode("utf-8", "replace") for line in raw_lines]
         lines = pa.array(decoded, pa.large_string())
         error = pa.array(["line is not valid UTF-8" if "\ufffd" in d else None for d in decoded])

@@ -4,7 +4,13 @@ Input: a relation ``_incoming(line_no, payload, record, error)`` — one row per
 ``record`` is the record as a JSON object (NULL: ``payload`` itself is the JSON record) and
 ``error`` a reader's parse error. Output: one row per input row with every contract column
 typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_field`` /
-``_reason`` saying why the row cannot be loaded (NULL when it can).
+``_reason`` saying why the row cannot be loaded (NULL when it can); ``payload`` is kept only for
+the rows that cannot (it goes to quarantine).
+
+Each record is parsed once (``json_transform`` into a STRUCT of its top-level contract keys, each
+kept as JSON); types are read from the first character of each raw value and conversions run
+vectorized on those values. A record's key list (``json_keys``) tells whether it has keys
+outside the contract; only such records are parsed again, for their ``_extra``.
 """
 
 from __future__ import annotations
@@ -121,7 +127,7 @@ def _null_at(keys: list[str]) -> str:
 
 def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
     """Expression converting text ``t{i}`` (JSON type ``j{i}``) to the field's type, or NULL."""
-    text, trimmed, jtype = f"t{i}", f"trim(t{i})", f"j{i}"
+    text, trimmed, jtype = f"t{i}", f"s{i}", f"j{i}"
     if kind == "string":
         return f"case when {jtype} not in ('OBJECT', 'ARRAY', 'BOOLEAN') then {text} end"
     if kind == "timestamp":
@@ -176,24 +182,120 @@ def _problem(f: Field, i: int) -> str:
     return f"{prefix} || {quoted} || ' ' || {_literal(_EXPECTATION[f.kind])}"
 
 
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fits_struct(key: str, tops: dict[str, list[str]]) -> bool:
+    """Whether a top-level key can be a field of the STRUCT next to the keys already in it."""
+    return key in tops or key.lower() not in {k.lower() for k in tops}
+
+
+def _raw_values(paths: list[str]) -> tuple[str, list[str], list[str]]:
+    """SQL for each path's raw JSON value (NULL when absent or null), from one parse per record.
+
+    The record is parsed once into ``top``, a STRUCT of the top-level keys the paths start
+    with (each kept as JSON); a nested path is read from its top-level parent, all paths under
+    one parent in one call. STRUCT field names ignore case, so a key differing from another
+    only in case is read from the record itself. Returns the STRUCT's JSON structure, the
+    value expressions and the extra select items they need.
+    """
+    tops: dict[str, list[str]] = {}  # top-level key → paths below it
+    for path in paths:
+        first, *rest = path_segments(path)
+        if isinstance(first, str) and _fits_struct(first, tops):
+            below = tops.setdefault(first, [])
+            if rest:
+                below.append(segments_path(rest))
+    structure = json.dumps(dict.fromkeys(tops, "JSON"))
+    nested = [key for key, below in tops.items() if below]
+    selects = [
+        f"json_extract(top.{_quoted_name(key)}, [{', '.join(_literal(p) for p in tops[key])}])"
+        f" as n{g}"
+        for g, key in enumerate(nested)
+    ]
+    values = []
+    for path in paths:
+        first, *rest = path_segments(path)
+        if isinstance(first, int):
+            values.append("cast(null as json)")  # a record (an object) has no array elements
+        elif first not in tops:
+            values.append(
+                f"case when is_object then nullif(json_extract(doc, {_literal(path)}), 'null') end"
+            )
+        elif not rest:
+            values.append(f"top.{_quoted_name(first)}")
+        else:
+            position = tops[first].index(segments_path(rest)) + 1
+            values.append(f"nullif(n{nested.index(first)}[{position}], 'null')")
+    return structure, values, selects
+
+
+#: JSON type of a raw JSON value from its first character (names as DuckDB's ``json_type``).
+_JSON_TYPE = (
+    "case left({x}, 1) when '\"' then 'VARCHAR' when '{{' then 'OBJECT' when '[' then 'ARRAY'"
+    " when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN'"
+    " else (case when contains({x}, '.') or contains(lower({x}), 'e') then 'DOUBLE'"
+    " when starts_with({x}, '-') then 'BIGINT' else 'UBIGINT' end) end"
+)
+#: Text of a raw JSON value: strings unquoted (unescaped only when they hold an escape).
+_JSON_TEXT = (
+    "case when starts_with({x}, '\"') then (case when contains({x}, '\\') then {x} ->> '$'"
+    " else {x}[2:-2] end) else cast({x} as varchar) end"
+)
+
+
+def _extra_sql(paths: list[str]) -> tuple[str, str]:
+    """SQL telling whether a record has keys the paths do not read, and its ``_extra``.
+
+    When every path is read from a whole top-level key, ``_extra`` is the record's other
+    top-level entries (one MAP parse, only of records that have any). Nested mapped paths (or
+    a record with a duplicate key, which has no MAP) take a JSON merge patch that nulls the
+    mapped values and prunes the objects left empty.
+    """
+    patch, whole, parents = _strip_patch(paths)
+    known = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
+    has_extra = f"not list_has_all({known}, json_keys(doc))"
+    patched = f"json_merge_patch(doc, {_literal(json.dumps(patch))})"
+    for keys in parents:  # deepest first: drop objects that only held mapped keys
+        emptied = (
+            f"cast(json_extract({patched}, {_literal(segments_path(keys))}) as varchar) = '{{}}'"
+        )
+        pruned = f"json_merge_patch({patched}, {_literal(_null_at(keys))})"
+        patched = f"(case when {emptied} then {pruned} else {patched} end)"
+    patched = f"nullif(cast({patched} as varchar), '{{}}')"
+    if parents:
+        return has_extra, patched
+    entries = "map_entries(json_transform(doc, '\"MAP(VARCHAR, JSON)\"'))"
+    unknown = f"list_filter({entries}, lambda e: not list_contains({known}, e.key))"
+    return has_extra, f"coalesce(cast(to_json(map_from_entries({unknown})) as varchar), {patched})"
+
+
 def validation_query(contract: Contract, mapping: SourceMapping | None = None) -> str:
     """The SELECT that types, checks and fingerprints every row of ``_incoming``."""
     mapping = mapping or SourceMapping()
     fields = contract.fields
-    paths = "[" + ", ".join(_literal(mapping.path(f)) for f in fields) + "]"
-    described = [f"texts[{i + 1}] as t{i}, types[{i + 1}] as j{i}" for i in range(len(fields))]
-    # JSON-kind values come JSON-typed from one json_extract (no re-validation of their text).
-    json_fields = [i for i, f in enumerate(fields) if f.kind == "json"]
-    json_paths = "[" + ", ".join(_literal(mapping.path(fields[i])) for i in json_fields) + "]"
-    described += [f"objects[{k + 1}] as x{i}" for k, i in enumerate(json_fields)]
+    structure, values, nested_selects = _raw_values([mapping.path(f) for f in fields])
+    raw = [f"{value} as x{i}" for i, value in enumerate(values)]
+    described = [
+        f"{_JSON_TEXT.format(x=f'x{i}')} as t{i}, {_JSON_TYPE.format(x=f'x{i}')} as j{i}"
+        for i in range(len(fields))
+    ]
+    # trim() copies every string; most values have nothing to trim (s: the trimmed text, for
+    # the kinds that convert it).
+    trimmed = [
+        f"case when t{i}[1] > ' ' and t{i}[-1] > ' ' then t{i} else trim(t{i}) end as s{i}"
+        for i, f in enumerate(fields)
+        if f.kind not in ("string", "json")
+    ]
     typed = [
         f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}, "
-        f"(t{i} is null or trim(t{i}) = '') as m{i}"
+        f"(t{i} is null or (t{i}[1] <= ' ' and trim(t{i}) = '')) as m{i}"
         for i, f in enumerate(fields)
     ]
     reasons: list[tuple[str, str, str | None]] = [
         ("error is not null", "error", None),
-        ("obj is null", _literal(NOT_A_JSON_OBJECT), None),
+        ("not is_object", _literal(NOT_A_JSON_OBJECT), None),
     ]
     for i, f in enumerate(fields):
         if f.promoted_from:
@@ -215,56 +317,48 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     problem_sql = " ".join(f"when {cond} then {n}" for n, (cond, _, _) in enumerate(reasons, 1))
     reason_sql = " ".join(f"when {n} then {text}" for n, (_, text, _) in enumerate(reasons, 1))
     field_list = "[" + ", ".join(_literal(name) if name else "null" for _, _, name in reasons) + "]"
-    patch, whole, parents = _strip_patch([mapping.path(f) for f in fields])
-    whole_list = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
-    extra = f"json_merge_patch(obj, {_literal(json.dumps(patch))})"
-    for keys in parents:  # deepest first: drop objects that only held mapped keys
-        emptied = (
-            f"cast(json_extract({extra}, {_literal(segments_path(keys))}) as varchar) = '{{}}'"
-        )
-        pruned = f"json_merge_patch({extra}, {_literal(_null_at(keys))})"
-        extra = f"(case when {emptied} then {pruned} else {extra} end)"
+    has_extra, extra = _extra_sql([mapping.path(f) for f in fields])
     # Typed values with missing text (m) are NULL, so row rules see NULL for "absent".
     nulled = ", ".join(
         f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
     )
-    # Each document is parsed a fixed few times (multi-path functions), never once per field.
     return f"""
         with source as (
             select line_no, payload, error, coalesce(record, payload) as doc
             from _incoming
         ),
-        parsed as (
-            select line_no, payload, error, doc,
-                   case when error is null and json_valid(doc)
-                        then (case when json_type(doc) = 'OBJECT' then doc end)
-                   end as obj
+        parsed as (  -- top: NULL when the text is not JSON
+            select *, case when error is null then try(json_transform(doc, {_literal(structure)}))
+                      end as top
             from source
         ),
-        extracted as (
-            select *, json_extract_string(obj, {paths}) as texts, json_type(obj, {paths}) as types,
-                   {f"json_extract(obj, {json_paths})" if json_fields else "null"} as objects
+        transformed as (
+            select *,
+                   case when top is null then false
+                        when starts_with(doc, '{{') then true
+                        else json_type(doc) = 'OBJECT' end as is_object
             from parsed
         ),
+        nested as (select *{"".join(", " + n for n in nested_selects)} from transformed),
+        extracted as (select *, {", ".join(raw)} from nested),
         described as (select *, {", ".join(described)} from extracted),
-        typed as (select *, {", ".join(typed)} from described),
+        stripped as (select *{"".join(", " + t for t in trimmed)} from described),
+        typed as (select *, {", ".join(typed)} from stripped),
         cleaned as (select * replace ({nulled}) from typed),
         named as (select *, {named} from cleaned),
         checked as (
-            select *,
-                   case {problem_sql} end as _problem,
-                   case when obj is not null
-                             and not list_has_all({whole_list}, json_keys(obj))
-                        then nullif(cast({extra} as varchar), '{{}}')
-                   end as _extra
+            select *, case {problem_sql} end as _problem,
+                   case when is_object then {has_extra} else false end as has_extra
             from named
-        )
-        select line_no as _line_no, payload,
+        ),
+        extras as (select *, case when has_extra then {extra} end as _extra from checked)
+        select line_no as _line_no,
+               case when _problem is not null then payload end as payload,  -- for quarantine
                case when _problem is not null then (case _problem {reason_sql} end) end
                    as _reason,
                {field_list}[_problem] as _field,
                _extra,
                {", ".join(f'"{f.column}"' for f in fields)},
                md5(doc) as _row_hash  -- the record as it arrived
-        from checked
+        from extras
     """

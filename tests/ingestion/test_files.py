@@ -285,3 +285,55 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(settings, tmp_pa
         assert _quarantine(settings) == [
             (23, None, "bad JSON: Expecting property name enclosed in double quotes (column 2)")
         ]
+
+
+def test_escaped_padded_and_numeric_values_convert_like_their_json_values(settings):
+    line = (
+        '{"messageId": "m-\\u00e9\\"1", "type": "track", "event": "tab\\tbed",'
+        ' "userId": 42, "timestamp": "  2026-11-01T10:00:00+01:00 ",'
+        ' "properties": {"category": "b\\u00fccher", "price": 1e1}, "traits": {}}'
+    )
+    indented = "  " + _event(messageId="m-2", trackingPlan="v2")  # an object after blanks
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [line, indented])
+
+    [result] = ingest_entity(settings, EVENTS)
+
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "select message_id, event, user_id, timestamp::varchar, category, price, traits,"
+            " _extra from raw.analytics_events order by _line_no"
+        ).fetchall()
+    assert rows == [
+        ('m-é"1', "tab\tbed", "42", "2026-11-01 09:00:00", "bücher", 10.0, "{}", None),
+        ("m-2", "product_viewed", None, "2026-11-01 10:00:00", "books", 12.5, None,
+         '{"trackingPlan":"v2"}'),
+    ]  # fmt: skip
+
+
+def test_a_truncated_file_fails_its_load_and_writes_nothing(settings):
+    path = settings.landing_dir / EVENTS / "a.jsonl.gz"
+    _write_jsonl_gz(path, [_event(messageId=f"m-{n}") for n in range(2000)])
+    path.write_bytes(path.read_bytes()[:-20])
+
+    with pytest.raises(ValueError, match=r"a\.jsonl\.gz: cannot be decompressed"):
+        ingest_entity(settings, EVENTS)
+
+    with connect(settings, read_only=True) as con:
+        counts = con.execute(
+            "select (select count(*) from raw.analytics_events),"
+            " (select count(*) from quarantine.rows), (select count(*) from audit.load_batches)"
+        ).fetchone()
+    assert counts == (0, 0, 0)
+
+
+def test_a_record_with_a_repeated_unknown_key_keeps_it_in_extra(settings):
+    line = _event(messageId="m-1")[:-1] + ', "note": 1, "note": 2}'
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [line])
+
+    [result] = ingest_entity(settings, EVENTS)
+
+    assert result.rows_loaded == 1
+    with connect(settings, read_only=True) as con:
+        extra = con.execute("select _extra from raw.analytics_events").fetchone()[0]
+    assert extra == '{"note":1,"note":2}'

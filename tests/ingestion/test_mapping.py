@@ -411,3 +411,22 @@ def test_a_missing_optional_column_is_a_warning(tmp_path, caplog):
     assert caplog.messages == [
         "the export has no column 'Phone Number' for 'phone'; did you mean 'Phone number'?"
     ]
+
+
+def test_mapped_columns_that_differ_only_in_case_load_apart(settings):
+    folder = settings.landing_dir / "crm" / "customers"
+    _write(
+        folder / "_mapping.yml",
+        'source: crm/customers\nfields:\n  crm_customer_id: "ID"\n  first_name: "Name"\n'
+        '  last_name: "NAME"\n',
+    )
+    _write(folder / "export.csv", "ID,Name,NAME,name\nC1,Ann,Lee,x\n")
+
+    [result] = _load_folder(settings, "crm/customers")
+
+    assert result.rows_loaded == 1
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "select crm_customer_id, first_name, last_name, _extra from raw.crm_customers"
+        ).fetchone()
+    assert row == ("C1", "Ann", "Lee", '{"name":"x"}')

@@ -1,0 +1,78 @@
+"""Reading JSON-lines files: exact line numbers and texts, whatever the line endings."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from ingestion.readers import read_chunks
+
+
+def _rows(path: Path, chunk_bytes: int | None = None) -> list[tuple]:
+    return [
+        (row["line_no"], row["payload"], row["error"])
+        for chunk in read_chunks(path, chunk_bytes)
+        for row in chunk.to_pylist()
+    ]
+
+
+MIXED = (
+    b'{"a": 1}\r\n'  # CRLF: the CR goes with the line feed
+    b"\n"  # blank: skipped, its number too
+    b'{"b": "x\ry"}\n'  # a CR inside a line stays
+    b"   \n"  # whitespace only: kept (it is not valid JSON)
+    b"\r\n"  # blank with CRLF
+    b'{"c": 3}'  # no line feed at the end
+)
+EXPECTED = [
+    (1, '{"a": 1}', None),
+    (3, '{"b": "x\ry"}', None),
+    (4, "   ", None),
+    (6, '{"c": 3}', None),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 7])
+def test_lines_keep_their_numbers_and_text(tmp_path, chunk_bytes):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(MIXED)
+
+    assert _rows(path, chunk_bytes) == EXPECTED
+
+
+def test_gzip_and_plain_files_read_the_same(tmp_path):
+    plain, packed = tmp_path / "a.jsonl", tmp_path / "a.jsonl.gz"
+    plain.write_bytes(MIXED.replace(b"\r", b""))
+    packed.write_bytes(gzip.compress(MIXED.replace(b"\r", b"")))
+
+    assert (
+        _rows(packed)
+        == _rows(plain)
+        == [
+            (1, '{"a": 1}', None),
+            (3, '{"b": "xy"}', None),
+            (4, "   ", None),
+            (6, '{"c": 3}', None),
+        ]
+    )
+
+
+def test_a_line_that_is_not_utf8_is_kept_with_a_reason(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n{"c": 3}\n')
+
+    assert _rows(path) == [
+        (1, '{"a": 1}', None),
+        (2, '{"b": "\ufffd"}', "line is not valid UTF-8"),
+        (3, '{"c": 3}', None),
+    ]
+
+
+def test_a_truncated_gzip_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:-20])
+
+    with pytest.raises(ValueError, match=r"a\.jsonl\.gz: cannot be decompressed"):
+        _rows(path)
