@@ -3,8 +3,8 @@
 Writes N CRM person records (~30 % of them duplicates of another record: typos, moves, missing
 email/phone/birth date, the generator's own dirt) as ``cdp generate`` lays them out (landing +
 truth), ingests them with the real ingestion, then runs ``resolve_identities`` (full run) in a
-fresh process and prints its seconds, peak RSS and cluster precision/recall/F1 as JSON. A last
-step adds 100 new records and times the incremental run.
+fresh process and prints its seconds, CPU seconds, the load average, peak RSS and cluster
+precision/recall/F1 as JSON. A last step adds 100 new records and times the incremental run.
 
 The ingested warehouse is kept as ``raw-only-<N>.duckdb`` in the home folder: a later run with
 the same ``--home`` and ``--records`` starts from a copy of it and skips generation and ingestion.
@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import random
 import resource
 import shutil
@@ -81,6 +82,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system, all threads) this process used so far: on a shared machine a
+    steadier measure of the work done than the seconds on the clock."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _resolve(home: Path, run_id: str) -> dict:
     """One identity run in this process, scored against the truth (CRM records)."""
     import duckdb
@@ -94,9 +102,9 @@ def _resolve(home: Path, run_id: str) -> dict:
     settings = load_settings({"CDP_HOME": str(home)})
     with connect(settings) as con:
         con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")  # DuckDB spills beyond it
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         result = resolve_identities(con, run_id)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_started
         con.execute(f"create temp table truth as {truth_sql(settings.landing_dir)}")
         con.execute(
             "create temp table found as select id_type || ':' || source_record_id as record_key,"
@@ -107,7 +115,8 @@ def _resolve(home: Path, run_id: str) -> dict:
     return {"run": run_id, "mode": result.mode, "records": result.records,
             "records_touched": result.records_touched, "candidate_pairs": result.candidate_pairs,
             "customers": result.customers, "guard_events": result.guard_events,
-            "seconds": round(seconds, 2), "peak_rss_mb": round(_peak_rss_mb()),
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 1),
+            "load_average": round(os.getloadavg()[0], 2), "peak_rss_mb": round(_peak_rss_mb()),
             "clusters": metrics}  # fmt: skip
 
 

@@ -43,9 +43,14 @@ class LinkageResult:
     model: FellegiSunterModel
 
 
-def derived_keys_sql() -> str:
-    """Select list of the derived blocking keys (``<sql> as <name>``) over the person columns."""
-    return ", ".join(f"{sql} as {name}" for name, (sql, _) in DERIVED_KEYS.items())
+def derived_keys_joins(table: str) -> str:
+    """Joins that add the derived blocking keys to the rows of ``table``, each key computed once
+    per distinct value of its column (there are far fewer names than records)."""
+    return "\n".join(
+        f"""left join (select {column}, {sql} as {name}
+            from (select distinct {column} from {table})) using ({column})"""
+        for name, (sql, column) in DERIVED_KEYS.items()
+    )
 
 
 def prepare_records(
@@ -54,12 +59,11 @@ def prepare_records(
     """Create temp ``table`` from ``source_sql`` plus the term frequencies. With ``derive_keys``
     it also numbers the records (``rid``, in key order) and adds the derived blocking keys; else
     ``source_sql`` has both already (``identity.person_records`` stores them)."""
-    derived = (
-        f"(row_number() over (order by record_key))::integer as rid, *, {derived_keys_sql()}"
-        if derive_keys
-        else "*"
+    numbered = (
+        "(row_number() over (order by record_key))::integer as rid, *" if derive_keys else "*"
     )
-    con.execute(f"create or replace temp table _prepared as select {derived} from ({source_sql})")
+    con.execute(f"create or replace temp table _prepared as select {numbered} from ({source_sql})")
+    derived = derived_keys_joins("_prepared") if derive_keys else ""
     shares = [
         f"""left join (select {c}, count(*) / sum(count(*)) over () as tf_{c}
             from _prepared where {c} is not null group by {c}
@@ -67,7 +71,9 @@ def prepare_records(
         for c in TF_COLUMNS
     ]
     joins = "\n".join(shares)
-    con.execute(f"create or replace temp table {table} as select * from _prepared {joins}")
+    con.execute(
+        f"create or replace temp table {table} as select * from _prepared {derived} {joins}"
+    )
     con.execute("drop table _prepared")
 
 
@@ -88,7 +94,8 @@ def _stage_candidate_pairs(
 ) -> None:
     """Temp table ``pairs(left_rid, right_rid, passes)``: pairs with a new record that agree on
     every key of some blocking pass; a key value held by more than ``max_block_size`` records
-    (a city's only postcode) blocks nothing."""
+    (a city's only postcode) blocks nothing. Blocks of one record (most of them: addresses,
+    emails) are left out before the self-join."""
     keys = _block_keys_sql(records, settings, link)
     (has_old,) = con.execute(f"select count(*) > 0 from {records} where not is_new").fetchone()
     if has_old:  # an incremental run: only the blocks of the new records matter
@@ -100,7 +107,7 @@ def _stage_candidate_pairs(
         f"""create or replace temp table _blocks as select * from _block_keys
         semi join (
             select block from _block_keys group by block
-            having count(*) <= {settings.max_block_size} and bool_or(is_new)
+            having count(*) between 2 and {settings.max_block_size} and bool_or(is_new)
         ) using (block)"""
     )
     cross = " and n.source <> a.source" if link else ""
@@ -127,6 +134,30 @@ def _training_sessions(settings: ModelSettings) -> list[tuple[str, frozenset[str
                 blocked |= group
         sessions.append((f"passes & {1 << index} <> 0", frozenset(blocked)))
     return sessions
+
+
+def _score(
+    con: duckdb.DuckDBPyConnection, model: FellegiSunterModel, settings: ModelSettings
+) -> None:
+    """Temp table ``scored``: the candidates with their match probability and corroboration.
+
+    The level part of the log2 odds is computed once per comparison pattern (a few thousand)
+    and joined to the pairs (millions); only the term-frequency part is computed per pair."""
+    gammas = ", ".join(f"g_{c}" for c in settings.comparisons)
+    con.execute(
+        f"""create or replace temp table _patterns as
+        select *, {model.log2_odds_sql()} as log2_odds,
+            {model.agreement_sql(settings.auto_merge_needs)} as is_corroborated
+        from (select distinct {gammas} from candidates)"""
+    )
+    con.execute(
+        f"""create or replace temp table scored as
+        select c.* exclude (passes, {", ".join(f"tf_{c}" for c in TF_COLUMNS)}),
+            1 / (1 + pow(2, -(p.log2_odds + {model.term_frequency_sql(TF_COLUMNS)})))
+                as match_probability,
+            p.is_corroborated
+        from candidates as c join _patterns as p using ({gammas})"""
+    )
 
 
 def score_candidates(
@@ -160,17 +191,9 @@ def score_candidates(
             "EM",
             estimate_model, con, "candidates", comparisons, u, settings.em_iterations, sessions,
         )  # fmt: skip
-    step(
-        "scoring",
-        con.execute,
-        f"""create or replace temp table scored as
-        select * exclude (passes, {", ".join(f"tf_{c}" for c in TF_COLUMNS)}),
-            {model.probability_sql(TF_COLUMNS)} as match_probability,
-            {model.agreement_sql(settings.auto_merge_needs)} as is_corroborated
-        from candidates""",
-    )
+    step("scoring", _score, con, model, settings)
     (count,) = con.execute("select count(*) from scored").fetchone()
-    for table in ("pairs", "candidates"):  # free the memory for the steps that follow
+    for table in ("pairs", "candidates", "_patterns"):  # free the memory for the steps that follow
         con.execute(f"drop table {table}")
     return LinkageResult(count, model)
 

@@ -49,18 +49,26 @@ class FellegiSunterModel:
             for c in self.comparisons
         }
 
-    def log2_odds_sql(self, tf_columns: tuple[str, ...] = ()) -> str:
-        """SQL of the posterior log2 odds of a match, from the ``g_<column>`` levels; for
-        ``tf_columns`` an exact match weighs log2(m / share of records with that value)."""
+    def log2_odds_sql(self) -> str:
+        """SQL of the posterior log2 odds of a match from the ``g_<column>`` levels alone (one
+        value per comparison pattern; ``term_frequency_sql`` adds the value-specific part)."""
         terms = [f"{math.log2(self.lambda_ / (1 - self.lambda_))!r}"]
         for column, levels in self.weights().items():
-            whens = [f"when {lvl} then {w!r}" for lvl, w in enumerate(levels)]
-            if column in tf_columns:
-                top, m_top, u_top = len(levels) - 1, self.m[column][-1], self.u[column][-1]
-                share = f"coalesce(tf_{column}, {u_top!r})"
-                whens[top] = f"when {top} then log2({m_top!r} / {share})"
-            terms.append(f"(case g_{column} {' '.join(whens)} else 0 end)")
+            whens = " ".join(f"when {lvl} then {w!r}" for lvl, w in enumerate(levels))
+            terms.append(f"(case g_{column} {whens} else 0 end)")
         return " + ".join(terms)
+
+    def term_frequency_sql(self, tf_columns: tuple[str, ...]) -> str:
+        """SQL of the log2 odds to add for exact matches on ``tf_columns``: such a match weighs
+        log2(m / share of records with that value) in place of log2(m / u)."""
+        terms = []
+        for column in (c for c in tf_columns if c in self.comparisons):
+            top, u_top = len(self.m[column]) - 1, self.u[column][-1]
+            share = f"coalesce(tf_{column}, {u_top!r})"
+            terms.append(
+                f"(case when g_{column} = {top} then log2({u_top!r} / {share}) else 0 end)"
+            )
+        return " + ".join(terms) or "0"
 
     def agreement_sql(self, columns: tuple[str, ...]) -> str:
         """SQL: true when the pair agrees on one of ``columns`` (a level of positive weight)."""
@@ -71,10 +79,6 @@ class FellegiSunterModel:
             if c in weights and any(w > 0 for w in weights[c])
         ]
         return "(" + (" or ".join(terms) or "false") + ")"
-
-    def probability_sql(self, tf_columns: tuple[str, ...] = ()) -> str:
-        """SQL of the match probability of a pair."""
-        return f"1 / (1 + pow(2, -({self.log2_odds_sql(tf_columns)})))"
 
 
 def _level_frequencies(

@@ -77,10 +77,13 @@ def _scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
 
 
 def _number_scope(con: duckdb.DuckDBPyConnection) -> tuple[int, np.ndarray, np.ndarray]:
-    """Number the scope's records 0…n-1 and return n and the links between them as indexes."""
+    """Number the scope's records 0…n-1 and return n and the links between them as indexes.
+
+    The numbering needs no order (no sort of the keys): customer ids follow from the records
+    in a component, not from its number."""
     con.execute(
         """create or replace temp table scope_ix as
-        select (row_number() over (order by record_key) - 1)::bigint as ix, * from scope"""
+        select (row_number() over () - 1)::bigint as ix, * from scope"""
     )
     (n,) = con.execute("select count(*) from scope_ix").fetchone()
     links = con.execute(
@@ -108,10 +111,12 @@ def _conflicted(con: duckdb.DuckDBPyConnection, settings: IdentitySettings) -> l
     if not over:
         return []
     sql = f"""
-        with crm as (
+        with crm as (  -- the CRM records of components with several (only these can conflict)
             select c.component, r.rid from components as c
             join identity.person_records as r using (record_key)
-            where c.id_type = '{CRM_ID}'
+            where c.id_type = '{CRM_ID}' and c.component in (
+                select component from components where id_type = '{CRM_ID}'
+                group by component having count(*) > 1)
         ),
         ok as (
             select a.component, count(*) as n from identity.candidate_pairs as p

@@ -12,19 +12,46 @@ from datetime import datetime
 
 import duckdb
 
-from identity.linkage import derived_keys_sql
+from identity.linkage import derived_keys_joins
 from identity.normalize import normalize_phones
 
 RAW_TABLES = ("raw.crm_customers", "raw.analytics_events")
 
-#: Person columns of a CRM customer row (shared by the warehouse and the folder data set).
-PERSON_SQL_FROM_CRM = """
-    cdp_name(first_name) as first_name, cdp_name(last_name) as last_name,
-    cdp_date(date_of_birth) as date_of_birth, cdp_text(address_line1) as address_line,
-    cdp_text(address_line2) as address_extra, cdp_text(city) as city,
-    cdp_code(postcode) as postcode, cdp_code(state) as state, null::varchar as national_id,
-    cdp_email(email) as email, null::varchar as phone, nullif(trim(phone), '') as raw_phone,
-    cdp_code(country) as country"""
+#: Person columns of a CRM customer row: column → (normalizing macro, raw column).
+PERSON_COLUMNS_FROM_CRM = {
+    "first_name": ("cdp_name", "first_name"),
+    "last_name": ("cdp_name", "last_name"),
+    "date_of_birth": ("cdp_date", "date_of_birth"),
+    "address_line": ("cdp_text", "address_line1"),
+    "address_extra": ("cdp_text", "address_line2"),
+    "city": ("cdp_text", "city"),
+    "postcode": ("cdp_code", "postcode"),
+    "state": ("cdp_code", "state"),
+    "email": ("cdp_email", "email"),
+    "country": ("cdp_code", "country"),
+}
+#: Raw columns with about one value per person, normalized row by row. Every other column is
+#: normalized once per distinct value and joined back (a million records hold ~10k first names).
+ROW_BY_ROW = frozenset({"address_line1", "email"})
+
+
+def _normalized_person_sql(rows: str) -> str:
+    """SQL of the person columns (and ``record_key``, ``source``) of the CRM rows in ``rows``."""
+    columns, joins = [], []
+    for column, (macro, raw) in PERSON_COLUMNS_FROM_CRM.items():
+        if raw in ROW_BY_ROW:
+            columns.append(f"{macro}(r.{raw}) as {column}")
+            continue
+        columns.append(f"n_{column}.value as {column}")
+        joins.append(
+            f"""left join (select {raw} as raw, {macro}({raw}) as value
+                from (select distinct {raw} from {rows})) as n_{column}
+              on n_{column}.raw = r.{raw}"""
+        )
+    return f"""select 'crm_customer_id:' || r.crm_customer_id as record_key, 'crm' as source,
+            {", ".join(columns)}, null::varchar as national_id, null::varchar as phone,
+            nullif(trim(r.phone), '') as raw_phone
+        from {rows} as r {" ".join(joins)}"""
 
 
 def loaded_until(con: duckdb.DuckDBPyConnection) -> datetime | None:
@@ -75,15 +102,17 @@ def stage_touched(con: duckdb.DuckDBPyConnection, since: datetime | None, until:
 
 def refresh_person_records(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute ``identity.person_records`` for touched CRM records (their latest row)."""
+    raw_columns = ", ".join(raw for _, raw in PERSON_COLUMNS_FROM_CRM.values())
     con.execute(
-        f"""create or replace temp table _crm_latest as
-        select 'crm_customer_id:' || crm_customer_id as record_key, 'crm' as source,
-               {PERSON_SQL_FROM_CRM}
-        from raw.crm_customers
+        f"""create or replace temp table _crm_rows as
+        select crm_customer_id, phone, {raw_columns} from raw.crm_customers
         where crm_customer_id in (select crm_customer_id from touched_crm)
         qualify row_number() over (
             partition by crm_customer_id order by updated_at desc nulls last, _loaded_at desc,
             _line_no desc) = 1"""
+    )
+    con.execute(
+        f"create or replace temp table _crm_latest as {_normalized_person_sql('_crm_rows')}"
     )
     phones = normalize_phones(con, "select raw_phone, country from _crm_latest")
     # A record keeps its number; new records are numbered on from the largest, in key order.
@@ -99,14 +128,15 @@ def refresh_person_records(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         f"""insert into identity.person_records by name
-        select *, {derived_keys_sql()} from (
+        select * from (
             select c.* exclude (phone), p.phone, r.rid
             from _crm_latest as c
             join _rids as r using (record_key)
             left join {phones} as p
-              on p.raw_phone = c.raw_phone and p.country = coalesce(c.country, ''))"""
+              on p.raw_phone = c.raw_phone and p.country = coalesce(c.country, '')
+        ) {derived_keys_joins("_crm_latest")}"""
     )
-    for table in ("_crm_latest", "_rids", phones):  # free the memory for the steps that follow
+    for table in ("_crm_rows", "_crm_latest", "_rids", phones):  # free memory for later steps
         con.execute(f"drop table {table}")
 
 
