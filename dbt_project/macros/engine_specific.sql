@@ -64,6 +64,37 @@
 {%- endmacro %}
 
 
+{#- A cheap 64-bit integer hash of a value, for grouping and summing (collisions possible; never an id). -#}
+{% macro fast_hash(expression) -%}
+    {{ return(adapter.dispatch('fast_hash', 'microcdp')(expression)) }}
+{%- endmacro %}
+
+{% macro default__fast_hash(expression) -%}
+    {{ exceptions.raise_compiler_error("fast_hash has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__fast_hash(expression) -%}
+    hash({{ expression }})
+{%- endmacro %}
+
+
+{#-
+    Placed between a CTE's name and `as (`: compute the CTE where it is used instead of storing
+    it. DuckDB materializes a CTE that is referenced more than once; for a filter over a big
+    table (50M events) scanning again is far cheaper than writing every column to memory/disk.
+-#}
+{% macro inline_cte() -%}
+    {{ return(adapter.dispatch('inline_cte', 'microcdp')()) }}
+{%- endmacro %}
+
+{% macro default__inline_cte() -%}
+{%- endmacro %}
+
+{% macro duckdb__inline_cte() -%}
+    not materialized
+{%- endmacro %}
+
+
 {#- A double-precision float type. -#}
 {% macro type_double() -%}
     {{ return(adapter.dispatch('type_double', 'microcdp')()) }}

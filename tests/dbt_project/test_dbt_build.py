@@ -225,7 +225,7 @@ def _load_fixture_data(path: Path) -> None:
         con.close()
 
 
-def _dbt_args(command: str, tmp: Path) -> list[str]:
+def _dbt_args(command: str, tmp: Path, as_of: str = AS_OF) -> list[str]:
     return [
         command,
         "--project-dir",
@@ -237,7 +237,7 @@ def _dbt_args(command: str, tmp: Path) -> list[str]:
         "--log-path",
         str(tmp / "logs"),
         "--vars",
-        json.dumps({"as_of": AS_OF}),
+        json.dumps({"as_of": as_of}),
     ]
 
 
@@ -482,21 +482,45 @@ def test_parse_has_no_warnings(tmp_path: Path) -> None:
     assert warnings == []
 
 
-def test_incremental_events_relinks_and_matches_a_full_refresh(build: dict[str, Any]) -> None:
-    """Second build: a new event, a newly linked anonymous id, and scores + segments now exist."""
+#: Every mart, as compared between an incremental build and a full refresh (fct_events'
+#: identity_resolved_at records when a row was written, so it differs by design).
+MART_QUERIES = {
+    "fct_events": "select * exclude (identity_resolved_at) from marts.fct_events order by all",
+    "fct_sessions": "select * from marts.fct_sessions order by all",
+    "customer_profiles": "select * from marts.customer_profiles order by customer_id",
+    "customer_features": "select * from marts.customer_features order by customer_id",
+    "fct_orders": "select * from marts.fct_orders order by order_id",
+}
+
+
+def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_refresh(
+    build: dict[str, Any],
+) -> None:
+    """Second build, one day later: a new event, a re-delivered old message, an event the first
+    as_of cut off, a newly linked anonymous id, a merge (cust_visitor into cust_bob), and scores +
+    segments now exist. The incremental run must leave every mart exactly as a full refresh."""
     from dbt.adapters.duckdb import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
     warehouse, tmp = build["warehouse"], build["tmp"]
+    later = "2024-07-03 00:00:00"  # e7 (2024-07-02) was after the first build's as_of
     con = duckdb.connect(str(warehouse))
     try:
         _insert_raw(con, "analytics/events", [
             _event("e12", "page", "2024-06-30 09:00", anonymous_id="anon-b1",
                    loaded_at="2024-07-12 00:00"),
+            # e2 once more, loaded later and different: the first arrival still decides
+            _event("e2", "track", "2024-06-29 10:10", event="Order Completed",
+                   anonymous_id="anon-a1", user_id="C1", loaded_at="2024-07-12 00:00"),
         ])  # fmt: skip
+        # identity run 2: anon-unresolved is linked, and cust_visitor is merged into cust_bob
         con.execute(
             "insert into identity.clusters values ('analytics', 'anonymous_id', 'anon-unresolved',"
-            " 'cust_visitor', 'run-2', '2024-07-12 00:00')"
+            " 'cust_bob', 'run-2', '2024-07-12 00:00')"
+        )
+        con.execute(
+            "update identity.clusters set customer_id = 'cust_bob', run_id = 'run-2',"
+            " resolved_at = '2024-07-12 00:00' where customer_id = 'cust_visitor'"
         )
         con.execute("create schema ml")
         con.execute(
@@ -515,7 +539,7 @@ def test_incremental_events_relinks_and_matches_a_full_refresh(build: dict[str, 
     def dbt(*args: str) -> None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CDP_WAREHOUSE", str(warehouse))
-            result = dbtRunner().invoke(_dbt_args("run", tmp) + list(args))
+            result = dbtRunner().invoke(_dbt_args("run", tmp, as_of=later) + list(args))
         DuckDBConnectionManager.close_all_connections()
         assert result.success, result.exception
 
@@ -526,24 +550,40 @@ def test_incremental_events_relinks_and_matches_a_full_refresh(build: dict[str, 
         finally:
             con.close()
 
-    events_sql = "select * exclude (loaded_at) from marts.fct_events order by message_id"
-    dbt("--select", "fct_events", "customer_profiles")
-    incremental = read(events_sql)
-    by_id = {row[0]: row for row in incremental}
-    assert len(incremental) == 11
-    assert by_id["e12"][1] == "cust_bob"
-    assert by_id["e11"][1:3] == ("cust_visitor", "anonymous_id")  # re-linked, not re-loaded
+    def marts() -> dict[str, list[tuple]]:
+        return {name: read(sql) for name, sql in MART_QUERIES.items()}
+
+    dbt()
+    incremental = marts()
+    events = {
+        message_id: (customer_id, identified_by, event_name, str(resolved_at))
+        for message_id, customer_id, identified_by, event_name, resolved_at in read(
+            "select message_id, customer_id, identified_by, event_name, identity_resolved_at"
+            " from marts.fct_events"
+        )
+    }
+    assert sorted(events, key=lambda m: int(m[1:])) == [f"e{i}" for i in range(1, 13)]
+    assert events["e12"][:2] == ("cust_bob", "anonymous_id")  # new load
+    assert events["e7"][0] == "cust_alice"  # cut off by the first as_of
+    assert events["e11"][:2] == ("cust_bob", "anonymous_id")  # newly linked, not re-loaded
+    assert events["e9"][0] == events["e10"][0] == "cust_bob"  # merged
+    assert events["e2"][2] == "product_viewed"  # the first arrival, not the re-delivery
+    # only what could change was re-written; the rest keeps the first build's identity state
+    rewritten = sorted(m for m, e in events.items() if e[3] == "2024-07-12 00:00:00")
+    assert rewritten == ["e10", "e11", "e12", "e7", "e9"]
     profiles = read(
         "select customer_id, propensity_score, propensity_decile, segments, page_events_7d"
         " from marts.customer_profiles order by customer_id"
     )
     assert profiles == [
         ("cust_alice", 0.8, 9, ["lapsing", "vip"], 1),
-        ("cust_bob", None, None, ["new"], 1),
-        ("cust_visitor", None, None, None, 2),
+        ("cust_bob", None, None, ["new"], 3),  # e9, e11, e12 (e8 is 13 days old now)
     ]
-    dbt("--select", "fct_events", "--full-refresh")
-    assert read(events_sql) == incremental
+
+    dbt("--full-refresh")
+    full = marts()
+    for name in MART_QUERIES:
+        assert incremental[name] == full[name], name
 
 
 def test_docs_generate_documents_every_model_with_its_grain(build: dict[str, Any]) -> None:

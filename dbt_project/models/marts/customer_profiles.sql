@@ -79,16 +79,17 @@ orders_summary as (
 
 ),
 
-events as (
+events as {{ inline_cte() }} (
 
-    select * from {{ ref('int_events_identified') }}
+    select * from {{ ref('fct_events') }}
     where customer_id is not null
+        and occurred_at <= {{ as_of }}
 
 ),
 
 sessions as (
 
-    select * from {{ ref('int_sessions_sessionized') }}
+    select * from {{ ref('fct_sessions') }}
 
 ),
 
@@ -117,7 +118,9 @@ events_summary as (
         {%- endfor %}
         {%- endfor %}
         {{ count_events_since(since_30d, var('product_view_event_names')) }} as product_views_30d,
-        {{ count_events_since(since_30d, var('cart_add_event_names')) }} as cart_adds_30d
+        {{ count_events_since(since_30d, var('cart_add_event_names')) }} as cart_adds_30d,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at
 
     from events
 
@@ -157,7 +160,10 @@ consent_flags as (
 
 touchpoints as (
 
-    select customer_id, occurred_at as seen_at from events
+    -- events enter through their per-customer first and last (one pass over events is enough)
+    select customer_id, first_event_at as seen_at from events_summary
+    union all
+    select customer_id, last_event_at as seen_at from events_summary
     union all
     select customer_id, ordered_at as seen_at from orders
     union all

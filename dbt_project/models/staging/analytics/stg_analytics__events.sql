@@ -1,22 +1,15 @@
+{#-
+    One row per arrival in raw.analytics_events (re-delivered messages included, with their
+    loaded_at and source_line_no): no window here, so a filter on any column reaches the raw
+    scan. The first arrival of each message_id is picked where events are identified
+    (macro identified_events).
+-#}
+
 with
 
 source as (
 
     select * from {{ source('analytics', 'events') }}
-
-),
-
-deduplicated as (
-
-    -- at-least-once delivery: keep the first arrival of each message_id
-    select
-        *,
-        row_number() over (
-            partition by message_id
-            order by _loaded_at, _line_no
-        ) as arrival_rank
-
-    from source
 
 ),
 
@@ -51,11 +44,12 @@ renamed as (
 
         ----------  timestamps
         {{ adapter.quote('timestamp') }} as occurred_at,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
 
-    from deduplicated
+        ----------  arrival order
+        _line_no as source_line_no
 
-    where arrival_rank = 1
+    from source
 
 )
 
