@@ -72,10 +72,12 @@ def ingest_entity(settings: Settings, source_entity: str) -> list[BatchResult]:
     results = []
     with connect(settings) as con:
         con.execute(f"set checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
-        for path in paths:
-            result = load_file(con, contract, path, settings, mapping)
-            log.info("%s", result)
-            results.append(result)
-        con.execute("checkpoint")
-        con.execute("reset checkpoint_threshold")  # the database instance may be shared
+        try:
+            for path in paths:
+                result = load_file(con, contract, path, settings, mapping)
+                log.info("%s", result)
+                results.append(result)
+            con.execute("checkpoint")
+        finally:
+            con.execute("reset checkpoint_threshold")  # the database instance may be shared
     return results
