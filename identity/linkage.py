@@ -62,7 +62,6 @@ def prepare_records(
     numbered = (
         "(row_number() over (order by record_key))::integer as rid, *" if derive_keys else "*"
     )
-    con.execute(f"create or replace temp table _prepared as select {numbered} from ({source_sql})")
     derived = derived_keys_joins("_prepared") if derive_keys else ""
     shares = [
         f"""left join (select {c}, count(*) / sum(count(*)) over () as tf_{c}
@@ -71,10 +70,12 @@ def prepare_records(
         for c in TF_COLUMNS
     ]
     joins = "\n".join(shares)
+    # One statement: the records are materialized once, as a CTE, not as a temp table first.
     con.execute(
-        f"create or replace temp table {table} as select * from _prepared {derived} {joins}"
+        f"""create or replace temp table {table} as
+        with _prepared as materialized (select {numbered} from ({source_sql}))
+        select * from _prepared {derived} {joins}"""
     )
-    con.execute("drop table _prepared")
 
 
 def _block_keys_sql(records: str, settings: ModelSettings, link: bool) -> str:

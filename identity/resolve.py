@@ -181,6 +181,30 @@ def _guarded_split(
     return events
 
 
+def _write_clusters(con: duckdb.DuckDBPyConnection, full: bool, run: dict[str, object]) -> None:
+    """Write the temp table ``placed`` into ``identity.clusters``: records of the scope that left
+    (in a full run: every record no longer in raw) are deleted, the others updated in place and
+    new ones inserted. Not a delete and re-insert: the same keys deleted and inserted again in
+    one transaction make the primary key's commit take ~15 s for 1M records."""
+    same_record = "p.id_type = k.id_type and p.source_record_id = k.source_record_id"
+    in_scope = "" if full else f"exists (select 1 from scope as p where {same_record}) and"
+    con.execute(
+        f"""delete from identity.clusters as k
+        where {in_scope} not exists (select 1 from placed as p where {same_record})"""
+    )
+    con.execute(
+        f"""update identity.clusters as k set source = p.source, customer_id = p.customer_id,
+            run_id = $run, resolved_at = $now
+        from placed as p where {same_record}""",
+        run,
+    )
+    con.execute(
+        """insert into identity.clusters select p.*, $run, $now from placed as p
+        anti join identity.clusters as k using (id_type, source_record_id)""",
+        run,
+    )
+
+
 def _recluster(
     con: duckdb.DuckDBPyConnection, settings: IdentitySettings, run_id: str, full: bool
 ) -> tuple[int, int, int]:
@@ -202,22 +226,15 @@ def _recluster(
     conflicted = _conflicted(con, settings)
     events = _guarded_split(con, settings, conflicted, n) if conflicted else []
     assign_ids(con)
+    con.execute(
+        """create or replace temp table placed as
+        select c.source, c.id_type, c.source_record_id, a.customer_id
+        from components as c join assigned as a using (record_key)"""
+    )
     now = _now()
     con.execute("begin transaction")
     try:
-        if full:  # the scope is every record: records no longer in raw leave too
-            con.execute("delete from identity.clusters")
-        else:
-            con.execute(
-                """delete from identity.clusters as c using scope as s
-                where c.id_type = s.id_type and c.source_record_id = s.source_record_id"""
-            )
-        con.execute(
-            """insert into identity.clusters
-            select c.source, c.id_type, c.source_record_id, a.customer_id, $run, $now
-            from components as c join assigned as a using (record_key)""",
-            {"run": run_id, "now": now},
-        )
+        _write_clusters(con, full, {"run": run_id, "now": now})
         con.execute(
             """insert into identity.id_history
             select $run, old_customer_id, new_customer_id, reason, records, $now

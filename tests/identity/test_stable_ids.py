@@ -31,15 +31,20 @@ def test_same_input_gives_the_same_ids_in_any_order(tmp_path):
     assert first[crm("C1")] == first[crm("C2")] != first[crm("C3")]
 
 
+def _first_run(con) -> tuple[RawWriter, dict[str, str]]:
+    """Ann and Bob in the CRM, an anonymous device and one that gave a phone, resolved."""
+    raw = RawWriter(con)
+    raw.customer("C1", first_name="Ann", last_name="Lee", email="ann@example.com")
+    raw.customer("C2", first_name="Bob", last_name="Ortiz", email="bob@example.com")
+    raw.event("page", anonymous_id="dev-1")
+    raw.event("identify", anonymous_id="dev-2", traits={"phone": "+1 415 555 2671"})
+    resolve_identities(con, "run-1")
+    return raw, clusters(con)
+
+
 def test_added_batch_keeps_ids_and_a_merge_is_recorded_and_followed_by_profiles(settings):
     with connect(settings) as con:
-        raw = RawWriter(con)
-        raw.customer("C1", first_name="Ann", last_name="Lee", email="ann@example.com")
-        raw.customer("C2", first_name="Bob", last_name="Ortiz", email="bob@example.com")
-        raw.event("page", anonymous_id="dev-1")
-        raw.event("identify", anonymous_id="dev-2", traits={"phone": "+1 415 555 2671"})
-        resolve_identities(con, "run-1")
-        before = clusters(con)
+        raw, before = _first_run(con)
         assert resolve_identities(con, "run-2", full=True).id_changes == 0
         assert clusters(con) == before  # a full rebuild on the same input keeps every id
 
@@ -65,3 +70,20 @@ def test_added_batch_keeps_ids_and_a_merge_is_recorded_and_followed_by_profiles(
             "select customer_id from marts.customer_profiles").fetchall()}  # fmt: skip
     assert set(after.values()) == profiles
     assert before["anonymous_id:dev-2"] not in profiles
+
+
+def test_a_full_rebuild_rewrites_every_record_and_drops_those_gone_from_raw(settings):
+    with connect(settings) as con:
+        _, before = _first_run(con)
+        con.execute("delete from raw.crm_customers where crm_customer_id = 'C2'")
+        resolve_identities(con, "run-2", full=True)
+        rows = con.execute(
+            "select id_type || ':' || source_record_id, customer_id, run_id"
+            " from identity.clusters order by 1"
+        ).fetchall()
+
+    assert rows == [
+        ("anonymous_id:dev-1", before["anonymous_id:dev-1"], "run-2"),
+        ("anonymous_id:dev-2", before["anonymous_id:dev-2"], "run-2"),
+        (crm("C1"), before[crm("C1")], "run-2"),
+    ]
