@@ -11,6 +11,7 @@ BG/NBD view as it was at their own as_of date.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -95,13 +96,29 @@ def _fit(summary: pd.DataFrame):
         return None
     for penalizer in PENALIZERS:
         try:
-            return BetaGeoFitter(penalizer_coef=penalizer).fit(
-                summary["frequency"], summary["recency"], summary["T"]
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fitter = BetaGeoFitter(penalizer_coef=penalizer).fit(
+                    summary["frequency"], summary["recency"], summary["T"]
+                )
         except (ConvergenceError, ValueError) as error:
             failure = str(error).strip().splitlines()[0]
+            continue
+        _log_fit_warnings(caught, penalizer)
+        return fitter
     log.warning("BG/NBD features skipped: the fit failed (%s)", failure)
     return None
+
+
+def _log_fit_warnings(caught: list[warnings.WarningMessage], penalizer: float) -> None:
+    """One log line per distinct optimizer warning (lifetimes dumps scipy's whole result)."""
+    messages = {line for w in caught if (line := _first_meaningful_line(str(w.message)))}
+    for message in sorted(messages):
+        log.warning("BG/NBD fit (penalizer %s) used with a warning: %s", penalizer, message)
+
+
+def _first_meaningful_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def bgnbd_log_odds(frame: pd.DataFrame) -> np.ndarray:
