@@ -10,8 +10,10 @@ BG/NBD view as it was at their own as_of date.
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
+from contextlib import redirect_stdout
 
 import numpy as np
 import pandas as pd
@@ -95,14 +97,17 @@ def _fit(summary: pd.DataFrame):
         )
         return None
     for penalizer in PENALIZERS:
+        # lifetimes prints scipy's whole result before raising ConvergenceError: keep it aside
+        printed = io.StringIO()
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, redirect_stdout(printed):
                 warnings.simplefilter("always")
                 fitter = BetaGeoFitter(penalizer_coef=penalizer).fit(
                     summary["frequency"], summary["recency"], summary["T"]
                 )
         except (ConvergenceError, ValueError) as error:
-            failure = str(error).strip().splitlines()[0]
+            failure = _first_meaningful_line(printed.getvalue() or str(error))
+            log.info("BG/NBD fit with penalizer %s did not converge: %s", penalizer, failure)
             continue
         _log_fit_warnings(caught, penalizer)
         return fitter
