@@ -91,6 +91,12 @@ def records_batch(source_file: str, records: list[dict]) -> Batch:
     return Batch(source_file, hashlib.sha256(content).hexdigest(), len(content), lambda: [rows])
 
 
+#: Validated rows collected before they go into ``raw.*`` in one insert. DuckDB compresses and
+#: writes the row groups of one large insert straight to the database file, once;
+#: many small inserts went through the write-ahead log and were compressed again by the
+#: checkpoint. Four row groups of 122,880 rows bound the memory a large file holds.
+FLUSH_ROWS = 4 * 122_880
+
 #: Rows per Arrow record batch handed to DuckDB: its scan parallelism unit (zero-copy slices).
 _SCAN_UNIT_ROWS = 16_384
 
@@ -103,7 +109,7 @@ def _in_scan_units(chunk: pa.Table) -> pa.Table:
 def _read_ahead(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
     """The same chunks, the next one read in a background thread while this one loads.
 
-    Decompressing and splitting (zlib, Arrow) and DuckDB's work all release the GIL, so
+    Decompressing and splitting (ISA-L, Arrow) and DuckDB's work all release the GIL, so
     reading overlaps loading. At most one chunk is read ahead.
     """
     iterator = iter(chunks)
@@ -212,6 +218,21 @@ def _insert_quarantine(con: duckdb.DuckDBPyConnection, meta: dict) -> None:
         con.unregister("_reworded")
 
 
+def _flush_validated(
+    con: duckdb.DuckDBPyConnection, contract: Contract, meta: dict, loaded: int, quarantined: int
+) -> tuple[int, int]:
+    """Move the validated rows into raw and quarantine; return the updated counts.
+
+    Rows of earlier flushes are visible here, so duplicates across them are caught.
+    """
+    bad = con.execute("select count(_reason) from _validated").fetchone()[0]
+    loaded += _insert_new_rows(con, contract, meta)
+    if bad:
+        _insert_quarantine(con, meta)
+    con.execute("drop table _validated")
+    return loaded, quarantined + bad
+
+
 def load_batch(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -247,22 +268,26 @@ def load_batch(
                     batch.source_file, previous[0])  # fmt: skip
     con.execute("set TimeZone = 'UTC'")  # offsets convert to UTC; naive times are UTC
     query = validation_query(contract, mapping)
-    read = loaded = quarantined = 0
+    read = loaded = quarantined = pending = 0
+    collecting = False  # whether _validated holds rows not flushed yet
     con.execute("begin transaction")
     try:
         for chunk in _read_ahead(batch.read_chunks()):
             con.register("_incoming", _in_scan_units(chunk))
             try:
-                con.execute(f"create or replace temp table _validated as {query}")
+                con.execute(
+                    f"insert into _validated {query}"
+                    if collecting
+                    else f"create or replace temp table _validated as {query}"
+                )
             finally:
                 con.unregister("_incoming")
-            bad = con.execute("select count(_reason) from _validated").fetchone()[0]
-            # Rows of earlier chunks are visible here, so duplicates across chunks are caught.
-            loaded += _insert_new_rows(con, contract, meta)
-            if bad:
-                _insert_quarantine(con, meta)
-            read, quarantined = read + chunk.num_rows, quarantined + bad
-            con.execute("drop table _validated")
+            read, pending, collecting = read + chunk.num_rows, pending + chunk.num_rows, True
+            if pending >= FLUSH_ROWS:
+                loaded, quarantined = _flush_validated(con, contract, meta, loaded, quarantined)
+                pending, collecting = 0, False
+        if collecting:
+            loaded, quarantined = _flush_validated(con, contract, meta, loaded, quarantined)
         _check_quarantine_share(con, batch, read, quarantined, settings.quarantine_max_share)
         result = BatchResult(batch.batch_id, contract.source_entity, batch.source_file, read,
                              loaded, read - quarantined - loaded, quarantined)  # fmt: skip

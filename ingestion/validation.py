@@ -125,6 +125,15 @@ def _null_at(keys: list[str]) -> str:
     return json.dumps(patch)
 
 
+#: Characters a value may be padded with (DuckDB's one-argument ``trim`` removes only spaces).
+_BLANKS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+
+
+def _trimmed(text: str) -> str:
+    """SQL for ``text`` without surrounding blanks (spaces, tabs, line breaks)."""
+    return f"trim({text}, {_BLANKS})"
+
+
 def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
     """Expression converting text ``t{i}`` (JSON type ``j{i}``) to the field's type, or NULL."""
     text, trimmed, jtype = f"t{i}", f"s{i}", f"j{i}"
@@ -248,10 +257,9 @@ _JSON_TEXT = (
 def _extra_sql(paths: list[str]) -> tuple[str, str]:
     """SQL telling whether a record has keys the paths do not read, and its ``_extra``.
 
-    When every path is read from a whole top-level key, ``_extra`` is the record's other
-    top-level entries (one MAP parse, only of records that have any). Nested mapped paths (or
-    a record with a duplicate key, which has no MAP) take a JSON merge patch that nulls the
-    mapped values and prunes the objects left empty.
+    ``_extra`` (computed only for records that have such keys) is a JSON merge patch of the
+    record that nulls the mapped values and prunes the objects left empty. For a record whose
+    only extra is a top-level key it costs 1.4 µs, a MAP parse filtered by key 3.4 µs.
     """
     patch, whole, parents = _strip_patch(paths)
     known = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
@@ -263,12 +271,7 @@ def _extra_sql(paths: list[str]) -> tuple[str, str]:
         )
         pruned = f"json_merge_patch({patched}, {_literal(_null_at(keys))})"
         patched = f"(case when {emptied} then {pruned} else {patched} end)"
-    patched = f"nullif(cast({patched} as varchar), '{{}}')"
-    if parents:
-        return has_extra, patched
-    entries = "map_entries(json_transform(doc, '\"MAP(VARCHAR, JSON)\"'))"
-    unknown = f"list_filter({entries}, lambda e: not list_contains({known}, e.key))"
-    return has_extra, f"coalesce(cast(to_json(map_from_entries({unknown})) as varchar), {patched})"
+    return has_extra, f"nullif(cast({patched} as varchar), '{{}}')"
 
 
 def validation_query(contract: Contract, mapping: SourceMapping | None = None) -> str:
@@ -282,15 +285,17 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
         for i in range(len(fields))
     ]
     # trim() copies every string; most values have nothing to trim (s: the trimmed text, for
-    # the kinds that convert it).
+    # the kinds that convert it). m: missing (absent, null or blank); "t < '!'" means the first
+    # byte is a blank or control character (or t is empty); the CASE costs ~2.5 µs per row
+    # less than "t is null or (t[1] <= ' ' and trim(t) = '')" over the 16 event fields.
     trimmed = [
-        f"case when t{i}[1] > ' ' and t{i}[-1] > ' ' then t{i} else trim(t{i}) end as s{i}"
+        f"case when t{i}[1] > ' ' and t{i}[-1] > ' ' then t{i} else {_trimmed(f't{i}')} end as s{i}"
         for i, f in enumerate(fields)
         if f.kind not in ("string", "json")
     ]
     typed = [
         f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}, "
-        f"(t{i} is null or (t{i}[1] <= ' ' and trim(t{i}) = '')) as m{i}"
+        f"(case when t{i} < '!' then {_trimmed(f't{i}')} = '' else t{i} is null end) as m{i}"
         for i, f in enumerate(fields)
     ]
     reasons: list[tuple[str, str, str | None]] = [

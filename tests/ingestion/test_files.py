@@ -55,6 +55,9 @@ def _quarantine(settings: Settings) -> list[tuple]:
         ('{"messageId": "m-9", "type": ', None, "bad JSON: Expecting value (column 30)"),
         ("[1, 2]", None, "expected a JSON object, found array"),
         (_event(messageId=None), "messageId", "missing required field 'messageId'"),
+        (_event(messageId=""), "messageId", "missing required field 'messageId'"),
+        (_event(messageId=" \t "), "messageId", "missing required field 'messageId'"),
+        (_event(timestamp="\n"), "timestamp", "missing required field 'timestamp'"),
         (
             _event(timestamp="not-a-timestamp"),
             "timestamp",
@@ -253,9 +256,12 @@ def test_segment_fields_are_promoted_to_columns_leniently(settings):
     assert row == ("https://shop.example/p/1", "books", None, "O-9", 30.0, "Ann@Example.com", "n/a")
 
 
-def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(settings, tmp_path, monkeypatch):
+@pytest.mark.parametrize("flush_rows", [None, 7], ids=["one-insert", "many-inserts"])
+def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
+    settings, tmp_path, monkeypatch, flush_rows
+):
     from cdp.settings import load_settings
-    from ingestion import readers
+    from ingestion import batch, readers
 
     lines = [_event(messageId=f"m-{n % 9}", anonymousId=f"a-{n}") for n in range(30)]
     lines[7] = _event(messageId="long", properties={"note": "x" * 2000})  # longer than a chunk
@@ -270,6 +276,8 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(settings, tmp_pa
     [reference] = ingest_entity(_lenient(whole), EVENTS)
 
     monkeypatch.setattr(readers, "CHUNK_BYTES", 300)
+    if flush_rows:  # duplicates span inserts
+        monkeypatch.setattr(batch, "FLUSH_ROWS", flush_rows)
     assert len(list(readers.read_chunks(path))) > 10
     [chunked] = ingest_entity(_lenient(settings), EVENTS)
 

@@ -70,9 +70,18 @@ def test_a_line_that_is_not_utf8_is_kept_with_a_reason(tmp_path):
     ]
 
 
-def test_a_truncated_gzip_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-20],  # truncated: still being copied
+        lambda data: data[:10] + b"\xff" * 40 + data[50:],  # corrupt deflate stream
+        lambda data: b"plain text, not gzip",
+    ],
+    ids=["truncated", "corrupt", "not-gzip"],
+)
+def test_a_damaged_gzip_file_is_a_clear_error(tmp_path, damage):
     path = tmp_path / "a.jsonl.gz"
-    path.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:-20])
+    path.write_bytes(damage(gzip.compress(b'{"a": 1}\n' * 1000)))
 
     with pytest.raises(ValueError, match=r"a\.jsonl\.gz: cannot be decompressed"):
         _rows(path)
