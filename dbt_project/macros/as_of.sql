@@ -11,3 +11,9 @@
 {% macro sql_string_list(values) -%}
     ({%- for value in values -%}'{{ value }}'{{ ", " if not loop.last }}{%- endfor -%})
 {%- endmacro %}
+
+
+{#- When this dbt invocation started (UTC), as a timestamp: marks the rows a build wrote. -#}
+{% macro run_started_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}

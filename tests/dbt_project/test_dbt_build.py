@@ -482,11 +482,17 @@ def test_parse_has_no_warnings(tmp_path: Path) -> None:
     assert warnings == []
 
 
-#: Every mart, as compared between an incremental build and a full refresh (fct_events'
-#: identity_resolved_at records when a row was written, so it differs by design).
+#: Every incremental model and mart, as compared between an incremental build and a full
+#: refresh (their bookkeeping columns record when and from what a row was written, so they
+#: differ by design).
 MART_QUERIES = {
-    "fct_events": "select * exclude (identity_resolved_at) from marts.fct_events order by all",
-    "fct_sessions": "select * from marts.fct_sessions order by all",
+    "fct_events": "select * exclude (identity_resolved_at, previous_customer_id, transformed_at)"
+    " from marts.fct_events order by all",
+    "fct_sessions": "select * exclude (events_transformed_at) from marts.fct_sessions order by all",
+    "int_events_summarized_daily": "select * exclude (events_transformed_at)"
+    " from intermediate.int_events_summarized_daily order by all",
+    "int_customer_categories_summarized": "select * exclude (events_transformed_at)"
+    " from intermediate.int_customer_categories_summarized order by all",
     "customer_profiles": "select * from marts.customer_profiles order by customer_id",
     "customer_features": "select * from marts.customer_features order by customer_id",
     "fct_orders": "select * from marts.fct_orders order by order_id",
@@ -496,14 +502,16 @@ MART_QUERIES = {
 def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_refresh(
     build: dict[str, Any],
 ) -> None:
-    """Second build, one day later: a new event, a re-delivered old message, an event the first
-    as_of cut off, a newly linked anonymous id, a merge (cust_visitor into cust_bob), and scores +
-    segments now exist. The incremental run must leave every mart exactly as a full refresh."""
+    """Second build, three days later: new events (two on the edge day of the 7-day window, on
+    either side of its edge), a re-delivered old message, a late event that joins two of Alice's
+    sessions, an event the first as_of cut off, a newly linked anonymous id, a merge
+    (cust_visitor into cust_bob), and scores + segments now exist. The incremental run must
+    leave every mart exactly as a full refresh."""
     from dbt.adapters.duckdb import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
     warehouse, tmp = build["warehouse"], build["tmp"]
-    later = "2024-07-03 00:00:00"  # e7 (2024-07-02) was after the first build's as_of
+    later = "2024-07-03 06:00:00"  # e7 (2024-07-02) was after the first build's as_of
     con = duckdb.connect(str(warehouse))
     try:
         _insert_raw(con, "analytics/events", [
@@ -512,6 +520,13 @@ def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_re
             # e2 once more, loaded later and different: the first arrival still decides
             _event("e2", "track", "2024-06-29 10:10", event="Order Completed",
                    anonymous_id="anon-a1", user_id="C1", loaded_at="2024-07-12 00:00"),
+            # late: joins Alice's 10:00-10:20 session and her 11:00 one into one
+            _event("e13", "page", "2024-06-29 10:45", user_id="C1", loaded_at="2024-07-12 00:00"),
+            # the 7-day window starts 2024-06-26 06:00: one event before it, one inside
+            _event("e14", "page", "2024-06-26 05:59", anonymous_id="anon-b1",
+                   loaded_at="2024-07-12 00:00"),
+            _event("e15", "page", "2024-06-26 06:01", anonymous_id="anon-b1",
+                   loaded_at="2024-07-12 00:00"),
         ])  # fmt: skip
         # identity run 2: anon-unresolved is linked, and cust_visitor is merged into cust_bob
         con.execute(
@@ -562,7 +577,7 @@ def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_re
             " from marts.fct_events"
         )
     }
-    assert sorted(events, key=lambda m: int(m[1:])) == [f"e{i}" for i in range(1, 13)]
+    assert sorted(events, key=lambda m: int(m[1:])) == [f"e{i}" for i in range(1, 16)]
     assert events["e12"][:2] == ("cust_bob", "anonymous_id")  # new load
     assert events["e7"][0] == "cust_alice"  # cut off by the first as_of
     assert events["e11"][:2] == ("cust_bob", "anonymous_id")  # newly linked, not re-loaded
@@ -570,14 +585,24 @@ def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_re
     assert events["e2"][2] == "product_viewed"  # the first arrival, not the re-delivery
     # only what could change was re-written; the rest keeps the first build's identity state
     rewritten = sorted(m for m, e in events.items() if e[3] == "2024-07-12 00:00:00")
-    assert rewritten == ["e10", "e11", "e12", "e7", "e9"]
+    assert rewritten == ["e10", "e11", "e12", "e13", "e14", "e15", "e7", "e9"]
     profiles = read(
         "select customer_id, propensity_score, propensity_decile, segments, page_events_7d"
         " from marts.customer_profiles order by customer_id"
     )
     assert profiles == [
-        ("cust_alice", 0.8, 9, ["lapsing", "vip"], 1),
-        ("cust_bob", None, None, ["new"], 3),  # e9, e11, e12 (e8 is 13 days old now)
+        ("cust_alice", 0.8, 9, ["lapsing", "vip"], 2),  # e1, e13
+        ("cust_bob", None, None, ["new"], 4),  # e9, e11, e12, e15 (not e8, e14)
+    ]
+    alice_sessions = read(
+        "select session_number, event_count, started_at::varchar from marts.fct_sessions"
+        " where customer_id = 'cust_alice' order by session_number"
+    )
+    assert alice_sessions == [
+        (1, 1, "2024-04-15 09:00:00"),  # e6
+        (2, 1, "2024-06-01 09:00:00"),  # e5
+        (3, 5, "2024-06-29 10:00:00"),  # e1, e2, e3, e13, e4: one session now
+        (4, 1, "2024-07-02 09:00:00"),  # e7
     ]
 
     dbt("--full-refresh")

@@ -2,14 +2,18 @@
     The unified customer profile: one row per customer_id in identity.clusters, including
     anonymous-only visitors. Every measure is as of var as_of (upstream models drop events,
     orders, consent and intent observed after it; windows end at as_of).
+
+    Event measures come from summaries instead of every event. Windows: whole days from
+    int_events_summarized_daily (one row per customer and day), and the days a window edge cuts
+    (the day of as_of and the first day of each 7/30/90-day window) event by event from
+    fct_events, so every window (since, as_of] stays exact for any as_of. Top category:
+    int_customer_categories_summarized (one row per customer and category) plus orders.
 -#}
 
 {%- set as_of = as_of_timestamp() -%}
-{%- set since_7d = dbt.dateadd('day', -7, as_of) -%}
 {%- set since_30d = dbt.dateadd('day', -30, as_of) -%}
 {%- set since_90d = dbt.dateadd('day', -90, as_of) -%}
 {%- set windows = {'7d': dbt.dateadd('day', -7, as_of), '30d': since_30d, '90d': since_90d} -%}
-{%- set event_types = ['page', 'track', 'identify'] -%}
 
 with
 
@@ -79,11 +83,10 @@ orders_summary as (
 
 ),
 
-events as {{ inline_cte() }} (
+activity as {{ inline_cte() }} (
 
-    select * from {{ ref('fct_events') }}
-    where customer_id is not null
-        and occurred_at <= {{ as_of }}
+    -- every identified event up to as_of: whole days, and the days a window edge cuts
+    {{ activity_as_of(as_of, windows.values()) }}
 
 ),
 
@@ -109,20 +112,20 @@ events_summary as (
 
     select
         customer_id,
-        {{ count_events_since(since_7d) }} as events_7d,
-        {{ count_events_since(since_30d) }} as events_30d,
-        {{ count_events_since(since_90d) }} as events_90d,
-        {%- for event_type in event_types %}
         {%- for window, since in windows.items() %}
-        sum(case when event_type = '{{ event_type }}' and occurred_at > {{ since }} then 1 else 0 end) as {{ event_type }}_events_{{ window }},
+        {{ sum_activity_since(since, 'event_count') }} as events_{{ window }},
+        {%- endfor %}
+        {%- for event_type in activity_event_types() %}
+        {%- for window, since in windows.items() %}
+        {{ sum_activity_since(since, event_type ~ '_count') }} as {{ event_type }}_events_{{ window }},
         {%- endfor %}
         {%- endfor %}
-        {{ count_events_since(since_30d, var('product_view_event_names')) }} as product_views_30d,
-        {{ count_events_since(since_30d, var('cart_add_event_names')) }} as cart_adds_30d,
-        min(occurred_at) as first_event_at,
-        max(occurred_at) as last_event_at
+        {{ sum_activity_since(since_30d, 'product_view_count') }} as product_views_30d,
+        {{ sum_activity_since(since_30d, 'cart_add_count') }} as cart_adds_30d,
+        min(first_occurred_at) as first_event_at,
+        max(last_occurred_at) as last_event_at
 
-    from events
+    from activity
 
     group by customer_id
 
@@ -188,10 +191,10 @@ seen as (
 category_touches as (
 
     -- interest in a category: any event carrying properties.category, and any order
-    select customer_id, category, occurred_at as touched_at from events
-    where category is not null
+    select customer_id, category, touch_count, last_touched_at as touched_at
+    from {{ ref('int_customer_categories_summarized') }}
     union all
-    select customer_id, category, ordered_at as touched_at from orders
+    select customer_id, category, 1 as touch_count, ordered_at as touched_at from orders
     where category is not null
 
 ),
@@ -203,7 +206,7 @@ category_ranked as (
         category,
         row_number() over (
             partition by customer_id
-            order by count(*) desc, max(touched_at) desc, category
+            order by sum(touch_count) desc, max(touched_at) desc, category
         ) as category_rank
 
     from category_touches
@@ -282,7 +285,7 @@ joined as (
         cast(coalesce(events_summary.events_7d, 0) as {{ dbt.type_bigint() }}) as events_7d,
         cast(coalesce(events_summary.events_30d, 0) as {{ dbt.type_bigint() }}) as events_30d,
         cast(coalesce(events_summary.events_90d, 0) as {{ dbt.type_bigint() }}) as events_90d,
-        {%- for event_type in event_types %}
+        {%- for event_type in activity_event_types() %}
         {%- for window in windows %}
         cast(coalesce(events_summary.{{ event_type }}_events_{{ window }}, 0) as {{ dbt.type_bigint() }}) as {{ event_type }}_events_{{ window }},
         {%- endfor %}
