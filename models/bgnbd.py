@@ -92,7 +92,8 @@ def _fit(summary: pd.DataFrame):
 
     repeat_buyers = int((summary["frequency"] > 0).sum())
     if repeat_buyers < MIN_REPEAT_BUYERS:
-        log.warning(
+        # expected for early training snapshots (no history yet); the model trains without them
+        log.info(
             "BG/NBD features skipped: %d repeat buyers (need %d)", repeat_buyers, MIN_REPEAT_BUYERS
         )
         return None
