@@ -34,3 +34,20 @@
         delete from {{ this }} where {{ column }} = 0
     {%- endif -%}
 {%- endmacro %}
+
+
+
+{#- The rows of `written` (fct_events rows written since the watermark, with customer_id and
+    previous_customer_id) once under their customer and once under the customer they had before
+    (a re-link or merge moves an event away): customer_id plus `columns`. `set_op`: 'union' for
+    distinct keys, 'union all' to keep every row. -#}
+{% macro under_current_and_previous_customer(written, columns=[], set_op='union') -%}
+    {%- set rest = columns | join(', ') -%}
+    select customer_id{{ ', ' ~ rest if rest }} from {{ written }}
+    where customer_id is not null
+
+    {{ set_op }}
+
+    select previous_customer_id as customer_id{{ ', ' ~ rest if rest }} from {{ written }}
+    where previous_customer_id is not null
+{%- endmacro %}

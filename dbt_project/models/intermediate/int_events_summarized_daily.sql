@@ -47,13 +47,7 @@ written_events as (
 
 touched_days as (
 
-    select customer_id, activity_on from written_events
-    where customer_id is not null
-
-    union
-
-    select previous_customer_id as customer_id, activity_on from written_events
-    where previous_customer_id is not null
+    {{ under_current_and_previous_customer('written_events', ['activity_on']) }}
 
 ),
 

@@ -52,13 +52,7 @@ written_events as (
 
 changes as (
 
-    select customer_id, occurred_at from written_events
-    where customer_id is not null
-
-    union all
-
-    select previous_customer_id as customer_id, occurred_at from written_events
-    where previous_customer_id is not null
+    {{ under_current_and_previous_customer('written_events', ['occurred_at'], 'union all') }}
 
 ),
 
