@@ -16,7 +16,8 @@ ORDER_COLUMNS = ("customer_id", "ordered_at", "total_amount")
 
 
 def load_orders_as_marts(con: duckdb.DuckDBPyConnection, orders: pd.DataFrame) -> None:
-    """Create ``marts.fct_orders`` / ``customer_profiles`` / ``fct_events`` from orders alone."""
+    """Create ``marts.fct_orders`` / ``customer_profiles`` from orders alone, and empty event
+    tables (``marts.fct_events``, ``intermediate.int_events_summarized_daily``)."""
     missing = [c for c in ORDER_COLUMNS if c not in orders.columns]
     if missing:
         raise ValueError(f"orders need columns {list(ORDER_COLUMNS)}; missing {missing}")
@@ -45,7 +46,17 @@ def load_orders_as_marts(con: duckdb.DuckDBPyConnection, orders: pd.DataFrame) -
     con.execute(
         """
         create or replace table marts.fct_events (
-            customer_id VARCHAR, occurred_at TIMESTAMP, event_name VARCHAR
+            customer_id VARCHAR, occurred_at TIMESTAMP, event_type VARCHAR, event_name VARCHAR
+        )
+        """
+    )
+    con.execute("create schema if not exists intermediate")
+    con.execute(
+        """
+        create or replace table intermediate.int_events_summarized_daily (
+            customer_id VARCHAR, activity_on DATE, event_count BIGINT, page_count BIGINT,
+            track_count BIGINT, identify_count BIGINT, product_view_count BIGINT,
+            cart_add_count BIGINT, first_occurred_at TIMESTAMP, last_occurred_at TIMESTAMP
         )
         """
     )

@@ -2,7 +2,10 @@
     The ML feature table: one row per customer known at as_of, every feature computed only from
     what was observed up to as_of. Each input is filtered on its own timestamp here (not only
     upstream), so the ML package compiles this same model for past as_of dates and gets
-    point-in-time correct snapshots from marts built at a later date.
+    point-in-time correct snapshots from marts built at a later date. Event counts come from
+    int_events_summarized_daily for the whole days before as_of's day (every event of such a day
+    happened before it) and from fct_events, event by event, for the days as_of or a window edge
+    cuts.
     A purchase is an order whose status counts as revenue, or that carries no status at all
     (order exports without a status column).
 -#}
@@ -41,16 +44,11 @@ purchases as (
 
 ),
 
-events as (
+activity as {{ inline_cte() }} (
 
-    select
-        customer_id,
-        occurred_at,
-        event_name
-
-    from {{ ref('fct_events') }}
-    where customer_id is not null
-        and occurred_at <= {{ as_of }}
+    -- every identified event up to as_of: whole days from the daily summary, and the days a
+    -- window edge cuts event by event (exact windows for any as_of, as in customer_profiles)
+    {{ activity_as_of(as_of, [since_30d, since_90d]) }}
 
 ),
 
@@ -109,13 +107,13 @@ events_summary as (
 
     select
         customer_id,
-        {{ count_events_since(since_30d) }} as events_30d,
-        {{ count_events_since(since_90d) }} as events_90d,
-        {{ count_events_since(since_30d, var('product_view_event_names')) }} as product_views_30d,
-        {{ count_events_since(since_30d, var('cart_add_event_names')) }} as cart_adds_30d,
-        {{ dbt.datediff('max(occurred_at)', as_of, 'day') }} as days_since_last_event
+        {{ sum_activity_since(since_30d, 'event_count') }} as events_30d,
+        {{ sum_activity_since(since_90d, 'event_count') }} as events_90d,
+        {{ sum_activity_since(since_30d, 'product_view_count') }} as product_views_30d,
+        {{ sum_activity_since(since_30d, 'cart_add_count') }} as cart_adds_30d,
+        {{ dbt.datediff('max(last_occurred_at)', as_of, 'day') }} as days_since_last_event
 
-    from events
+    from activity
 
     group by customer_id
 
