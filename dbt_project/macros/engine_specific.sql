@@ -47,6 +47,20 @@
 {%- endmacro %}
 
 
+{#- One row per element of a list column (a set-returning select expression). -#}
+{% macro unnest_list(column) -%}
+    {{ return(adapter.dispatch('unnest_list', 'microcdp')(column)) }}
+{%- endmacro %}
+
+{% macro default__unnest_list(column) -%}
+    {{ exceptions.raise_compiler_error("unnest_list has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__unnest_list(column) -%}
+    unnest({{ column }})
+{%- endmacro %}
+
+
 {#-
     The non-null value of `column` on the row with the smallest `order_column` (an aggregate).
     Used for survivorship: order_column is a rank where 1 = most trusted record.

@@ -52,8 +52,9 @@
 
 {#- Every identified event up to `as_of` as activity rows, exact for windows starting at each of
     `window_starts`: whole days from int_events_summarized_daily, and the days an edge cuts (the
-    day of as_of and the first day of each window) event by event from fct_events. -#}
-{% macro activity_as_of(as_of, window_starts) -%}
+    day of as_of and the first day of each window) event by event from fct_events; only the
+    customers `customer_filter` (a condition on customer_id) keeps. -#}
+{% macro activity_as_of(as_of, window_starts, customer_filter='true') -%}
     {%- set edge_days = [dbt.date_trunc('day', as_of)] -%}
     {%- for since in window_starts %}{% do edge_days.append(dbt.date_trunc('day', since)) %}{% endfor -%}
 
@@ -63,6 +64,7 @@
         and activity_on not in (
             {%- for day in edge_days %}cast({{ day }} as date){{ ', ' if not loop.last }}{% endfor -%}
         )
+        and {{ customer_filter }}
 
     union all
 
@@ -72,6 +74,7 @@
         (
             select * from {{ ref('fct_events') }}
             where occurred_at <= {{ as_of }}
+                and {{ customer_filter }}
                 and (
                     {%- for day in edge_days %}
                     {{ 'or ' if not loop.first }}(occurred_at >= {{ day }} and occurred_at < {{ dbt.dateadd('day', 1, day) }})

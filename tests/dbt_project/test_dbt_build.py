@@ -482,6 +482,16 @@ def test_parse_has_no_warnings(tmp_path: Path) -> None:
     assert warnings == []
 
 
+#: The input watermarks every customer_profiles row records (macro profile_watermarks).
+PROFILE_WATERMARKS = (
+    "events_transformed_at",
+    "identity_resolved_at",
+    "crm_customers_loaded_at",
+    "crm_orders_loaded_at",
+    "consent_loaded_at",
+    "intent_loaded_at",
+)
+
 #: Every incremental model and mart, as compared between an incremental build and a full
 #: refresh (their bookkeeping columns record when and from what a row was written, so they
 #: differ by design).
@@ -493,7 +503,8 @@ MART_QUERIES = {
     " from intermediate.int_events_summarized_daily order by all",
     "int_customer_categories_summarized": "select * exclude (events_transformed_at)"
     " from intermediate.int_customer_categories_summarized order by all",
-    "customer_profiles": "select * from marts.customer_profiles order by customer_id",
+    "customer_profiles": f"select * exclude ({', '.join(PROFILE_WATERMARKS)})"
+    " from marts.customer_profiles order by customer_id",
     "customer_features": "select * from marts.customer_features order by customer_id",
     "fct_orders": "select * from marts.fct_orders order by order_id",
 }

@@ -8,37 +8,49 @@
     (the day of as_of and the first day of each 7/30/90-day window) event by event from
     fct_events, so every window (since, as_of] stays exact for any as_of. Top category:
     int_customer_categories_summarized (one row per customer and category) plus orders.
+
+    Incremental (delete+insert on customer_id; macros/profile_changes.sql): every row records
+    the as_of it is valid for (profile_as_of) and the state of its inputs (the watermark
+    columns). A build re-computes only the customers whose profile can differ
+    (changed_customers: new or re-linked events, identity, CRM, order, consent and intent
+    changes, changed scores or segments), every CTE below reading only their rows; customers
+    with nothing but activity on a day a window edge moved across (edge_customers) get their
+    row moved instead: window counts plus what entered and minus what left (moved_profiles).
+    A post-hook deletes the profiles of customer_ids identity no longer has, another moves every
+    other profile to the new as_of (recency_days). Every profile is re-computed when the
+    previous state is unknown, as_of moved backwards, or moved forward more than var
+    profiles_recompute_all_after_days (default 7); after adding a column, run a full refresh.
+    Full refresh: `dbt build --full-refresh --select customer_profiles` (needed after erasures,
+    and after a backfill of fct_events to an earlier as_of).
 -#}
 
+-- the incremental branch reads these (dbt cannot see refs inside is_incremental()):
+-- depends_on: {{ ref('stg_consent__events') }}
+-- depends_on: {{ ref('stg_thirdparty__intent') }}
+
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        post_hook=["{{ delete_vanished_profiles() }}", "{{ move_profiles_to_as_of() }}"]
+    )
+}}
+
 {%- set as_of = as_of_timestamp() -%}
-{%- set since_30d = dbt.dateadd('day', -30, as_of) -%}
-{%- set since_90d = dbt.dateadd('day', -90, as_of) -%}
-{%- set windows = {'7d': dbt.dateadd('day', -7, as_of), '30d': since_30d, '90d': since_90d} -%}
+{%- set windows = {} -%}
+{%- for window, days in profile_windows().items() -%}
+    {%- do windows.update({window: dbt.dateadd('day', -days, as_of)}) -%}
+{%- endfor -%}
+{%- set since_30d = windows['30d'] -%}
+{%- set previous = profile_previous_state() -%}
+{%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if previous is not none else [] -%}
+{%- set changed = 'customer_id in (select customer_id from changed_customers)' if previous is not none else 'true' %}
 
 with
 
-customers as (
-
-    select distinct customer_id
-    from {{ ref('stg_identity__clusters') }}
-
-),
-
-identifiers as (
-
-    -- every analytics identity of the customer (CRM ids and emails come from attributes)
-    select
-        customer_id,
-        {{ list_agg_distinct("case when id_type = 'anonymous_id' then source_record_id end") }} as anonymous_ids,
-        {{ list_agg_distinct("case when id_type = 'user_id' then source_record_id end") }} as user_ids
-
-    from {{ ref('stg_identity__clusters') }}
-
-    group by customer_id
-
-),
-
-scores as (
+all_scores as (
 
     -- latest purchase-propensity score per customer, once model scoring has run
     select
@@ -51,7 +63,7 @@ scores as (
 
 ),
 
-memberships as (
+all_memberships as (
 
     -- segment membership of the last segment refresh (it runs after dbt, so one build behind)
     select
@@ -64,9 +76,58 @@ memberships as (
 
 ),
 
+{% if previous is not none -%}
+{{ profile_changed_customers(previous, 'all_scores', 'all_memberships') }},
+{%- endif %}
+
+customers as (
+
+    select distinct customer_id
+    from {{ ref('stg_identity__clusters') }}
+    where {{ changed }}
+
+),
+
+identifiers as (
+
+    -- every analytics identity of the customer (CRM ids and emails come from attributes)
+    select
+        customer_id,
+        {{ list_agg_distinct("case when id_type = 'anonymous_id' then source_record_id end") }} as anonymous_ids,
+        {{ list_agg_distinct("case when id_type = 'user_id' then source_record_id end") }} as user_ids
+
+    from {{ ref('stg_identity__clusters') }}
+    where {{ changed }}
+
+    group by customer_id
+
+),
+
+scores as (
+
+    select * from all_scores
+    where {{ changed }}
+
+),
+
+memberships as (
+
+    select * from all_memberships
+    where {{ changed }}
+
+),
+
+crm_records as (
+
+    select * from {{ ref('int_crm_customers_identified') }}
+    where {{ changed }}
+
+),
+
 attributes as (
 
-    select * from {{ ref('int_customer_attributes_survived') }}
+    -- survivorship (as int_customer_attributes_survived) over the customers' records only
+    {{ survived_attributes('crm_records') }}
 
 ),
 
@@ -74,39 +135,58 @@ orders as (
 
     select * from {{ ref('int_orders_identified') }}
     where customer_id is not null
+        and {{ changed }}
 
 ),
 
 orders_summary as (
 
     select * from {{ ref('int_customer_orders_summarized') }}
+    where {{ changed }}
 
 ),
 
 activity as {{ inline_cte() }} (
 
     -- every identified event up to as_of: whole days, and the days a window edge cuts
-    {{ activity_as_of(as_of, windows.values()) }}
+    {{ activity_as_of(as_of, windows.values(), changed) }}
 
 ),
 
 sessions as (
 
     select * from {{ ref('fct_sessions') }}
+    where {{ changed }}
 
 ),
 
 consent as (
 
     select * from {{ ref('int_consent_latest') }}
+    where {{ changed }}
 
 ),
 
 intent as (
 
     select * from {{ ref('int_intent_latest') }}
+    where {{ changed }}
 
 ),
+
+inputs_state as (
+
+    -- the watermarks this build's rows record (what the next incremental build starts from)
+    select
+        {%- for column, query in profile_watermarks().items() %}
+        ({{ query }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+
+),
+
+{% if previous is not none -%}
+{{ profile_moved_windows(previous, columns, 'inputs_state') }},
+{%- endif %}
 
 events_summary as (
 
@@ -193,6 +273,7 @@ category_touches as (
     -- interest in a category: any event carrying properties.category, and any order
     select customer_id, category, touch_count, last_touched_at as touched_at
     from {{ ref('int_customer_categories_summarized') }}
+    where {{ changed }}
     union all
     select customer_id, category, 1 as touch_count, ordered_at as touched_at from orders
     where category is not null
@@ -305,9 +386,17 @@ joined as (
         ----------  predictions and segments (null / empty until models and segments have run)
         scores.propensity_score,
         scores.propensity_decile,
-        memberships.segments
+        memberships.segments,
+
+        ----------  state (what the incremental build follows)
+        {{ as_of }} as profile_as_of,
+        {%- for column in profile_watermarks() %}
+        inputs_state.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
 
     from customers
+
+    cross join inputs_state
 
     left join attributes
         on customers.customer_id = attributes.customer_id
@@ -349,4 +438,11 @@ joined as (
 
 )
 
+{% if previous is not none -%}
+-- the table's column order on both sides
+select {{ columns | join(', ') }} from joined
+union all
+select * from moved_profiles
+{%- else -%}
 select * from joined
+{%- endif %}
