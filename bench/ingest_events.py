@@ -86,6 +86,11 @@ def _step(kind: str, warehouse: Path, landing: Path) -> dict:
             "peak_mb": usage.ru_maxrss / 1024}  # fmt: skip
 
 
+def _load_average() -> str:
+    """1, 5 and 15 minute load averages: how busy the shared machine was."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _measure(kind: str, warehouse: Path, landing: Path) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.ingest_events", "--step", kind,
@@ -127,6 +132,7 @@ def main() -> None:
         ("full load", "ceiling-full", "ours-full", base),
         ("increment into the full table", "ceiling-increment", "ours-increment", increment),
     ]
+    print(f"\nload average before: {_load_average()}")
     print(
         "\n| step | ceiling s | ingestion s | ratio | CPU s ceiling / ingestion | CPU ratio"
         " | ingestion rows/s | peak RSS MB |"
@@ -143,6 +149,7 @@ def main() -> None:
             f" | {mine['rows'] / mine['seconds']:,.0f}"
             f" | {mine['peak_mb']:,.0f} (ceiling {plain['peak_mb']:,.0f}) |"
         )
+    print(f"\nload average after: {_load_average()}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 from cdp.contracts import CONTRACTS, Contract
 from cdp.settings import Settings
 from cdp.warehouse import connect
-from ingestion.batch import Batch, BatchResult, load_batch
+from ingestion.batch import Batch, BatchResult, load_batch, load_batches
 from ingestion.mapping import mapping_for
 from ingestion.readers import read_chunks
 from ingestion.validation import SourceMapping
@@ -80,8 +80,8 @@ def ingest_entity(settings: Settings, source_entity: str) -> list[BatchResult]:
         for name, value in RUN_SETTINGS.items():
             con.execute(f"set {name} = '{value}'")
         try:
-            for path in paths:
-                result = load_file(con, contract, path, settings, mapping)
+            batches = [file_batch(path, settings) for path in paths]
+            for result in load_batches(con, contract, batches, settings, mapping=mapping):
                 log.info("%s", result)
                 results.append(result)
             con.execute("checkpoint")

@@ -319,10 +319,14 @@ def test_escaped_padded_and_numeric_values_convert_like_their_json_values(settin
     ]  # fmt: skip
 
 
-def test_a_truncated_file_fails_its_load_and_writes_nothing(settings):
-    path = settings.landing_dir / EVENTS / "a.jsonl.gz"
-    _write_jsonl_gz(path, [_event(messageId=f"m-{n}") for n in range(2000)])
+def _write_truncated_jsonl_gz(path: Path) -> None:
+    """A gzip file cut short, as if still being copied."""
+    _write_jsonl_gz(path, [_event(messageId=f"{path.name}-{n}") for n in range(2000)])
     path.write_bytes(path.read_bytes()[:-20])
+
+
+def test_a_truncated_file_fails_its_load_and_writes_nothing(settings):
+    _write_truncated_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz")
 
     with pytest.raises(ValueError, match=r"a\.jsonl\.gz: cannot be decompressed"):
         ingest_entity(settings, EVENTS)
@@ -345,3 +349,24 @@ def test_a_record_with_a_repeated_unknown_key_keeps_it_in_extra(settings):
     with connect(settings, read_only=True) as con:
         extra = con.execute("select _extra from raw.analytics_events").fetchone()[0]
     assert extra == '{"note":1,"note":2}'
+
+
+def test_a_damaged_file_after_good_ones_fails_alone(settings):
+    """The next file is read and validated while one loads; its failure stays its own."""
+    folder = settings.landing_dir / EVENTS
+    for name in ("a", "b"):
+        _write_jsonl_gz(
+            folder / f"{name}.jsonl.gz", [_event(messageId=f"{name}-{n}") for n in range(3)]
+        )
+    _write_truncated_jsonl_gz(folder / "c.jsonl.gz")
+
+    with pytest.raises(ValueError, match=r"c\.jsonl\.gz: cannot be decompressed"):
+        ingest_entity(settings, EVENTS)
+
+    with connect(settings, read_only=True) as con:
+        loaded = con.execute(
+            "select _source_file, count(*) from raw.analytics_events group by 1 order by 1"
+        ).fetchall()
+        batches = con.execute("select source_file from audit.load_batches order by 1").fetchall()
+    assert loaded == [(f"{EVENTS}/a.jsonl.gz", 3), (f"{EVENTS}/b.jsonl.gz", 3)]
+    assert batches == [(f"{EVENTS}/a.jsonl.gz",), (f"{EVENTS}/b.jsonl.gz",)]
