@@ -1,18 +1,16 @@
 {#-
     Behavioural events with their unified customer_id. Incremental (delete+insert on
     message_id). A full build identifies every event (int_events_identified). An incremental
-    build first narrows the work to the rows that can differ from the table:
+    build first narrows the work to the messages that can differ from the table, and only then
+    de-duplicates (over all their arrivals) and joins identity:
       - messages with an arrival loaded after the table's newest loaded_at (new loads, late
-        arrivals) or after its newest occurred_at (an earlier as_of cut them off) are
-        de-duplicated over all their arrivals and identified; only those whose first arrival
-        is past a watermark are new (the table holds every event up to the previous as_of),
-        the rest are re-deliveries of rows it has;
+        arrivals) or after its newest occurred_at (an earlier as_of cut them off); of these,
+        only those whose first arrival is past a watermark are new (the table holds every event
+        up to the previous as_of), the rest are re-deliveries of rows it has;
       - rows of the table whose user_id or anonymous_id identity (re)resolved after the
         identity state the table was built from (identity_resolved_at: identity.clusters'
         newest resolved_at at build time; a link, merge or split rewrites the records'
-        resolved_at) are identified again from the row itself (it holds its first arrival's
-        event columns, so raw is not read for them) and re-written when their customer_id or
-        identified_by differ.
+        resolved_at), re-written when their customer_id or identified_by differ.
     Nothing else is touched.
 
     Every written row records what its dependents need to follow the change incrementally:
@@ -111,9 +109,10 @@ relinked_ids as (
 relinked_rows as (
 
     -- rows of the table whose userId (the user_id record and the CRM record of the same value)
-    -- or anonymous_id identity re-resolved; two narrow filters in a union, not one scan with
-    -- ORs, so each id list runs as a hash semi-join
-    select * from {{ this }}
+    -- or anonymous_id identity re-resolved, with what they hold now; two narrow filters in a
+    -- union, not one scan with ORs, so each id list runs as a hash semi-join
+    select message_id, customer_id, identified_by
+    from {{ this }}
     where user_id in (
         select source_record_id from relinked_ids
         where id_type in ('user_id', 'crm_customer_id')
@@ -121,7 +120,8 @@ relinked_rows as (
 
     union
 
-    select * from {{ this }}
+    select message_id, customer_id, identified_by
+    from {{ this }}
     where anonymous_id in (
         select source_record_id from relinked_ids
         where id_type = 'anonymous_id'
@@ -129,78 +129,53 @@ relinked_rows as (
 
 ),
 
-arrivals_of_arrived_messages as (
+pending_messages as (
 
-    -- every arrival of the newly arrived messages (the first one decides what the event is);
-    -- they sit at raw's tail, apart from the rare earlier arrival of a re-delivered message
+    select message_id from arrived_messages
+    union
+    select message_id from relinked_rows
+
+),
+
+pending_arrivals as (
+
+    -- every arrival of the pending messages: the first one decides what the event is
     select * from staged
-    where message_id in (select message_id from arrived_messages)
+    where message_id in (select message_id from pending_messages)
 
 ),
 
-relinked_as_arrivals as (
+events as (
 
-    -- a re-linked row as the one arrival that made it: the table keeps its first arrival's
-    -- event columns, so re-identifying it needs no trip back to raw (whose arrivals of old
-    -- messages are spread over the whole history)
-    select
-        message_id,
-        anonymous_id,
-        user_id,
-        order_id,
-        event_type,
-        event_name,
-        category,
-        cast(null as {{ dbt.type_string() }}) as email,
-        page_url,
-        price,
-        revenue,
-        occurred_at,
-        loaded_at,
-        cast(null as {{ dbt.type_bigint() }}) as source_line_no
-
-    from relinked_rows
-
-),
-
-arrived_events as (
-
-    {{ identified_events('arrivals_of_arrived_messages') }}
-
-),
-
-relinked_events as (
-
-    {{ identified_events('relinked_as_arrivals') }}
+    {{ identified_events('pending_arrivals') }}
 
 ),
 
 changed as (
 
-    -- new to the table: its first arrival is past a watermark (the table holds every earlier
-    -- event up to the previous as_of; re-delivered messages of its rows are left alone) ...
+    -- new to the table (its first arrival is past a watermark: the table holds every earlier
+    -- event up to the previous as_of), or a re-linked row now claimed by a different customer
+    -- or identifier; re-delivered messages of unchanged rows are left alone
     select
-        arrived_events.*,
-        cast(null as {{ dbt.type_string() }}) as previous_customer_id
-
-    from arrived_events
-
-    where ({{ past_loaded }} or {{ past_occurred }})  -- the columns of arrived_events
-
-    union all
-
-    -- ... or a re-linked row now claimed by a different customer or identifier
-    select
-        relinked_events.*,
+        events.*,
         relinked_rows.customer_id as previous_customer_id
 
-    from relinked_events
+    from events
 
-    inner join relinked_rows
-        on relinked_events.message_id = relinked_rows.message_id
+    left join relinked_rows
+        on events.message_id = relinked_rows.message_id
 
-    where relinked_rows.customer_id is distinct from relinked_events.customer_id
-        or relinked_rows.identified_by is distinct from relinked_events.identified_by
+    where (
+            relinked_rows.message_id is null
+            and ({{ past_loaded }} or {{ past_occurred }})  -- the columns of events
+        )
+        or (
+            relinked_rows.message_id is not null
+            and (
+                relinked_rows.customer_id is distinct from events.customer_id
+                or relinked_rows.identified_by is distinct from events.identified_by
+            )
+        )
 
 ),
 
