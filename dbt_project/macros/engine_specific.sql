@@ -126,3 +126,19 @@
 {% macro duckdb__safe_cast(field, type) -%}
     try_cast({{ field }} as {{ type }})
 {%- endmacro %}
+
+
+{#- A row's position in the table it is read from (a pseudo-column; stable within one query).
+    Finding rows by a narrow scan and then reading them whole by position reads their wide
+    columns only, instead of every row's. -#}
+{% macro row_position() -%}
+    {{ return(adapter.dispatch('row_position', 'microcdp')()) }}
+{%- endmacro %}
+
+{% macro default__row_position() -%}
+    {{ exceptions.raise_compiler_error("row_position has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{% macro duckdb__row_position() -%}
+    rowid
+{%- endmacro %}

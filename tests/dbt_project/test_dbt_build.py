@@ -621,6 +621,23 @@ def test_incremental_build_after_new_events_relinks_and_a_merge_equals_a_full_re
     for name in MART_QUERIES:
         assert incremental[name] == full[name], name
 
+    # a table built before message_hash existed asks for one full refresh instead of guessing
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("alter table marts.fct_events drop column message_hash")
+    finally:
+        con.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CDP_WAREHOUSE", str(warehouse))
+        result = dbtRunner().invoke(_dbt_args("run", tmp, as_of=later) + ["-s", "fct_events"])
+    DuckDBConnectionManager.close_all_connections()
+    assert not result.success
+    [failed] = result.result.results
+    assert "predates its message_hash column" in failed.message
+    assert "--full-refresh --select fct_events+" in failed.message
+    dbt("--full-refresh", "--select", "fct_events+")
+    assert marts() == full
+
 
 def test_docs_generate_documents_every_model_with_its_grain(build: dict[str, Any]) -> None:
     from dbt.adapters.duckdb import DuckDBConnectionManager

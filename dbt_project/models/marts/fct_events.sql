@@ -1,16 +1,17 @@
 {#-
     Behavioural events with their unified customer_id. Incremental (delete+insert on
     message_id). A full build identifies every event (int_events_identified). An incremental
-    build first narrows the work to the messages that can differ from the table, and only then
-    de-duplicates (over all their arrivals) and joins identity:
-      - messages with an arrival loaded after the table's newest loaded_at (new loads, late
-        arrivals) or after its newest occurred_at (an earlier as_of cut them off); of these,
-        only those whose first arrival is past a watermark are new (the table holds every event
-        up to the previous as_of), the rest are re-deliveries of rows it has;
+    build reads only the rows that can differ from the table, never all of raw:
+      - arrivals loaded after the table's newest loaded_at (new loads, late arrivals) or after
+        its newest occurred_at (an earlier as_of cut them off); of their messages, those the
+        table does not hold are new, and these arrivals are all of theirs (the table holds
+        every event up to the previous as_of); the others are re-deliveries of rows it has.
+        The table is searched by message_hash, message_id compared on the candidates only;
       - rows of the table whose user_id or anonymous_id identity (re)resolved after the
         identity state the table was built from (identity_resolved_at: identity.clusters'
         newest resolved_at at build time; a link, merge or split rewrites the records'
-        resolved_at), re-written when their customer_id or identified_by differ.
+        resolved_at), identified again from the row itself (it keeps its first arrival's
+        event columns) and re-written when their customer_id or identified_by differ.
     Nothing else is touched.
 
     Every written row records what its dependents need to follow the change incrementally:
@@ -43,6 +44,9 @@
     they prune raw's scan by zone maps (a value joined in from a CTE would not). -#}
 {%- set watermarks = {'loaded_at': none, 'occurred_at': none} -%}
 {%- if execute and is_incremental() -%}
+    {%- if 'message_hash' not in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) -%}
+        {{ exceptions.raise_compiler_error(this ~ " predates its message_hash column: rebuild it once with `dbt build --full-refresh --select fct_events+`") }}
+    {%- endif -%}
     {%- set newest = run_query('select max(loaded_at), max(occurred_at) from ' ~ this).rows[0] -%}
     {%- do watermarks.update({'loaded_at': newest[0], 'occurred_at': newest[1]}) -%}
 {%- endif -%}
@@ -75,18 +79,44 @@ staged as {{ inline_cte() }} (
 
 ),
 
-arrived_messages as (
+arrived as {{ inline_cte() }} (
 
-    -- messages with an arrival past the table's watermarks: two filters in a union rather
-    -- than one with OR, so each prunes raw's scan by zone maps (raw is appended in load
-    -- order, and the table holds every older occurred_at)
-    select message_id from staged
+    -- arrivals past the table's watermarks: two filters in a union rather than one with OR,
+    -- so each prunes raw's scan by zone maps (raw is appended in load order, and the table
+    -- holds every older occurred_at)
+    select * from staged
     where {{ past_loaded }}
 
-    union
+    union all
 
-    select message_id from staged
+    select * from staged
     where {{ past_occurred }}
+        and not ({{ past_loaded }})
+
+),
+
+held_messages as (
+
+    -- arrived messages the table already holds (re-deliveries): candidates by message_hash
+    -- (an integer column, far cheaper to scan than 50M message ids), then exactly, reading
+    -- only the candidate rows
+    select message_id
+    from {{ this }}
+    where {{ row_position() }} in (
+        select {{ row_position() }} from {{ this }}
+        where message_hash in (select {{ fast_hash('message_id') }} from arrived)
+    )
+        and message_id in (select message_id from arrived)
+
+),
+
+arrivals_of_new_messages as (
+
+    -- a message the table does not hold has every arrival here: its first arrival is either
+    -- past the loaded_at watermark (and so are the later ones), or was loaded earlier but
+    -- left out by an earlier as_of, so it is past the occurred_at watermark
+    select * from arrived
+    where message_id not in (select message_id from held_messages)
 
 ),
 
@@ -109,73 +139,87 @@ relinked_ids as (
 relinked_rows as (
 
     -- rows of the table whose userId (the user_id record and the CRM record of the same value)
-    -- or anonymous_id identity re-resolved, with what they hold now; two narrow filters in a
-    -- union, not one scan with ORs, so each id list runs as a hash semi-join
-    select message_id, customer_id, identified_by
-    from {{ this }}
-    where user_id in (
-        select source_record_id from relinked_ids
-        where id_type in ('user_id', 'crm_customer_id')
+    -- or anonymous_id identity re-resolved: their positions by two narrow filters in a union
+    -- (not one scan with ORs, so each id list runs as a hash semi-join), then the rows
+    select * from {{ this }}
+    where {{ row_position() }} in (
+        select {{ row_position() }} from {{ this }}
+        where user_id in (
+            select source_record_id from relinked_ids
+            where id_type in ('user_id', 'crm_customer_id')
+        )
+
+        union
+
+        select {{ row_position() }} from {{ this }}
+        where anonymous_id in (
+            select source_record_id from relinked_ids
+            where id_type = 'anonymous_id'
+        )
     )
 
-    union
+),
 
-    select message_id, customer_id, identified_by
-    from {{ this }}
-    where anonymous_id in (
-        select source_record_id from relinked_ids
-        where id_type = 'anonymous_id'
-    )
+relinked_as_arrivals as (
+
+    -- a re-linked row as the one arrival that made it: the table keeps its first arrival's
+    -- event columns, so re-identifying it needs no trip back to raw
+    select
+        message_id,
+        anonymous_id,
+        user_id,
+        order_id,
+        event_type,
+        event_name,
+        category,
+        cast(null as {{ dbt.type_string() }}) as email,
+        page_url,
+        price,
+        revenue,
+        occurred_at,
+        loaded_at,
+        cast(null as {{ dbt.type_bigint() }}) as source_line_no
+
+    from relinked_rows
 
 ),
 
-pending_messages as (
+new_events as (
 
-    select message_id from arrived_messages
-    union
-    select message_id from relinked_rows
+    {{ identified_events('arrivals_of_new_messages') }}
 
 ),
 
-pending_arrivals as (
+relinked_events as (
 
-    -- every arrival of the pending messages: the first one decides what the event is
-    select * from staged
-    where message_id in (select message_id from pending_messages)
-
-),
-
-events as (
-
-    {{ identified_events('pending_arrivals') }}
+    {{ identified_events('relinked_as_arrivals') }}
 
 ),
 
 changed as (
 
-    -- new to the table (its first arrival is past a watermark: the table holds every earlier
-    -- event up to the previous as_of), or a re-linked row now claimed by a different customer
-    -- or identifier; re-delivered messages of unchanged rows are left alone
+    -- new to the table ...
     select
-        events.*,
+        new_events.*,
+        cast(null as {{ dbt.type_string() }}) as previous_customer_id
+
+    from new_events
+
+    union all
+
+    -- ... or a re-linked row now claimed by a different customer or identifier (re-delivered
+    -- messages of the other rows are left alone)
+    select
+        relinked_events.*,
         relinked_rows.customer_id as previous_customer_id
 
-    from events
+    from relinked_events
 
-    left join relinked_rows
-        on events.message_id = relinked_rows.message_id
+    inner join relinked_rows
+        on relinked_events.message_id = relinked_rows.message_id
 
-    where (
-            relinked_rows.message_id is null
-            and ({{ past_loaded }} or {{ past_occurred }})  -- the columns of events
-        )
-        or (
-            relinked_rows.message_id is not null
-            and (
-                relinked_rows.customer_id is distinct from events.customer_id
-                or relinked_rows.identified_by is distinct from events.identified_by
-            )
-        )
+    where relinked_rows.customer_id is distinct from relinked_events.customer_id
+        or relinked_rows.identified_by is distinct from relinked_events.identified_by
 
 ),
 
@@ -197,6 +241,7 @@ final as (
 
     select
         changed.message_id,
+        {{ fast_hash('changed.message_id') }} as message_hash,
         changed.customer_id,
         changed.identified_by,
         changed.anonymous_id,
