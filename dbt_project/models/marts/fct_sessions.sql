@@ -106,7 +106,6 @@ events as (
 
     select
         fct_events.customer_id,
-        {{ fast_hash('fct_events.message_id') }} as message_hash,
         fct_events.occurred_at,
         resume_points.kept_sessions
 
@@ -126,7 +125,6 @@ events as (
 
     select
         customer_id,
-        {{ fast_hash('message_id') }} as message_hash,
         occurred_at,
         0 as kept_sessions
 
