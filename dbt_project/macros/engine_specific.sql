@@ -78,7 +78,8 @@
 {%- endmacro %}
 
 
-{#- A cheap 64-bit integer hash of a value, for grouping and summing (collisions possible; never an id). -#}
+{#- A cheap 64-bit integer hash of a value, for grouping, summing and finding candidate rows
+    (fct_events.message_hash): collisions possible, so never an id; compare the value itself. -#}
 {% macro fast_hash(expression) -%}
     {{ return(adapter.dispatch('fast_hash', 'microcdp')(expression)) }}
 {%- endmacro %}
