@@ -36,7 +36,8 @@ T = TypeVar("T")
 BATCH_SCHEMA = pa.schema(
     [
         ("line_no", pa.int64()),  # line (files) or record number (pages), 1-based
-        ("payload", pa.string()),  # the original text of the record
+        # the original text of the record; string views: a JSON line is a view into its file
+        ("payload", pa.string_view()),
         ("record", pa.string()),  # the record as a JSON object; NULL: payload is the JSON record
         ("error", pa.string()),  # why a reader could not parse it (then record is NULL)
     ]
@@ -216,9 +217,10 @@ def _insert_new_rows(con: duckdb.DuckDBPyConnection, contract: Contract, meta: d
           and "{key}" not in (select existing."{key}" from {table} as existing
                               where {scope} existing."{key}" in (select "{key}" from _validated
                                                                  where _reason is null))
-          and not exists (select 1 from _validated as earlier
-                          where earlier._reason is null and earlier."{key}" = incoming."{key}"
-                            and earlier._line_no < incoming._line_no)
+          -- the first occurrence in the batch (line numbers are unique within a batch): a
+          -- grouping on the key costs a fifth of an anti-join on key and line number
+          and _line_no in (select min(_line_no) from _validated where _reason is null
+                           group by "{key}")
         """,
         params,
     ).fetchone()[0]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from isal import igzip, isal_zlib
 
@@ -70,46 +69,95 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[pa.Table]:
-    """Cut the (decompressed) stream at the last line feed of each block; number lines on."""
+    """Read the (decompressed) stream in blocks; number lines on across blocks.
+
+    A block's whole lines are views into the block itself (no copies: copying and splitting
+    each block into new buffers cost more than decompressing it). Only the line that began in
+    the block before is copied, joined with its start.
+    """
     first_line, carry = 1, b""
     with _open_binary(path) as handle:
         size = min(chunk_bytes, FIRST_CHUNK_BYTES)
         while block := handle.read(size):
             size = chunk_bytes
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                yield _jsonl_table(data[:cut], first_line)
-                first_line += data.count(b"\n", 0, cut)
-            carry = data[cut:]
-    if carry:
-        yield _jsonl_table(carry, first_line)
+            line_feeds = _line_feeds(block)
+            if not len(line_feeds):
+                carry += block
+                continue
+            joined = carry + block[: line_feeds[0] + 1]
+            yield pa.concat_tables(
+                [
+                    _jsonl_table(joined, np.array([0]), np.array([len(joined) - 1]), first_line),
+                    _jsonl_table(block, line_feeds[:-1] + 1, line_feeds[1:], first_line + 1),
+                ]
+            )
+            first_line += len(line_feeds)
+            carry = block[line_feeds[-1] + 1 :]
+    if carry:  # the last line has no line feed
+        yield _jsonl_table(carry, np.array([0]), np.array([len(carry)]), first_line)
 
 
-def _split_lines(data: bytes, first_line: int = 1) -> tuple[pa.Array, pa.Array]:
-    """Numbers and text of the non-blank lines of a buffer, split in bulk by Arrow (C++).
+#: Bytes searched for line feeds at a time: the comparison's result stays in the CPU cache.
+_SEARCH_BYTES = 1 << 20
 
-    A carriage return right before a line feed is dropped with it. Blank lines are left out
-    (their numbers are skipped, so every line keeps its number in the file).
-    """
-    whole = pa.Array.from_buffers(
-        pa.large_binary(),
-        1,
-        [None, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)],
+
+def _line_feeds(block: bytes) -> np.ndarray:
+    """Positions of the line feeds in a block, in order."""
+    data = np.frombuffer(block, np.uint8)
+    return np.concatenate(
+        [
+            np.flatnonzero(data[start : start + _SEARCH_BYTES] == ord("\n")) + start
+            for start in range(0, len(data), _SEARCH_BYTES)
+        ]
     )
-    if b"\r" in data:
-        lines = pc.split_pattern_regex(whole, pattern="\r?\n").values
-    else:
-        lines = pc.split_pattern(whole, pattern=b"\n").values
-    if data.endswith(b"\n"):  # no line after the last line feed
-        lines = lines.slice(0, len(lines) - 1)
-    numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
-    offsets = np.frombuffer(lines.buffers()[1], np.int64, len(lines) + 1, lines.offset * 8)
-    keep = np.diff(offsets) > 0
-    if not keep.all():
-        kept = np.flatnonzero(keep)
-        lines, numbers = lines.take(_int64_array(kept)), numbers[kept]
-    return _int64_array(numbers), lines
+
+
+#: Bytes an Arrow string view holds in itself (longer strings: a prefix and a reference).
+_INLINE_BYTES = 12
+
+
+def _line_views(block: bytes, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """Lines of a block as Arrow binary views: 16 bytes each, pointing into the block.
+
+    A view is (length, then the bytes themselves up to 12, else a 4-byte prefix, the data
+    buffer's number and the offset), the layout DuckDB reads without copying.
+    """
+    data = np.frombuffer(block, np.uint8)
+    views = np.zeros((len(starts), 4), np.int32)
+    views[:, 0] = lengths
+    inline = lengths <= _INLINE_BYTES
+    # the first bytes of each line (zeros past its end: inlined lines are zero-padded)
+    width = np.arange(_INLINE_BYTES)
+    positions = np.minimum(starts[:, None] + width, max(len(data) - 1, 0))
+    head = np.where(width < lengths[:, None], data[positions] if len(data) else 0, 0)
+    head = np.ascontiguousarray(head, np.uint8).view(np.int32)  # three int32 per line
+    views[:, 1] = head[:, 0]
+    views[inline, 2:] = head[inline, 1:]
+    views[~inline, 3] = starts[~inline]  # buffer 0
+    return pa.Array.from_buffers(
+        pa.binary_view(), len(starts), [None, pa.py_buffer(views), pa.py_buffer(block)]
+    )
+
+
+def _split_lines(
+    block: bytes, starts: np.ndarray, ends: np.ndarray, first_line: int
+) -> tuple[pa.Array, pa.Array]:
+    """Numbers and bytes of the non-blank lines ``block[start:end]``, numbered from
+    ``first_line``; a carriage return before a line feed (at ``end``) is dropped (CRLF files).
+
+    Blank lines are left out; their numbers are skipped, so every line keeps its number in
+    the file.
+    """
+    data = np.frombuffer(block, np.uint8)
+    lengths = ends - starts
+    if len(data):
+        before_line_feed = (lengths > 0) & (ends < len(data))
+        lengths -= before_line_feed & (data[np.maximum(ends - 1, 0)] == ord("\r"))
+    numbers = np.arange(first_line, first_line + len(starts), dtype=np.int64)
+    kept = lengths > 0
+    if not kept.all():
+        starts, lengths, numbers = starts[kept], lengths[kept], numbers[kept]
+    return _int64_array(numbers), _line_views(block, starts, lengths)
 
 
 def _int64_array(values: np.ndarray) -> pa.Array:
@@ -117,17 +165,17 @@ def _int64_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
-def _jsonl_table(data: bytes, first_line: int) -> pa.Table:
-    line_no, lines = _split_lines(data, first_line)
+def _jsonl_table(block: bytes, starts: np.ndarray, ends: np.ndarray, first_line: int) -> pa.Table:
+    """Batch rows of the lines ``block[start:end]``; a line that is not UTF-8 gets an error."""
+    line_no, lines = _split_lines(block, starts, ends, first_line)
     error = pa.nulls(len(lines), pa.string())
+    text = lines.view(pa.string_view())
     try:
-        lines = lines.cast(pa.large_string())  # checks UTF-8
+        text.validate(full=True)  # checks UTF-8
     except pa.ArrowInvalid:  # keep undecodable lines, readable, with a reason
-        raw_lines = lines.to_pylist()
-        decoded = [line.decode("utf-8", "replace") for line in raw_lines]
-        lines = pa.array(decoded, pa.large_string())
+        decoded = [line.decode("utf-8", "replace") for line in lines.to_pylist()]
+        text = pa.array(decoded, pa.string_view())
         error = pa.array(["line is not valid UTF-8" if "\ufffd" in d else None for d in decoded])
-    text = lines.cast(pa.string())
     return pa.table([line_no, text, pa.nulls(len(text), pa.string()), error], schema=BATCH_SCHEMA)
 
 
