@@ -247,23 +247,32 @@ _JSON_TYPE = (
     " else (case when contains({x}, '.') or contains(lower({x}), 'e') then 'DOUBLE'"
     " when starts_with({x}, '-') then 'BIGINT' else 'UBIGINT' end) end"
 )
-#: Text of a raw JSON value: strings unquoted (unescaped only when they hold an escape).
+#: Text of a raw JSON value: strings unquoted (unescaped only when they hold an escape; the
+#: quotes cut off by character positions, a third of the cost of slicing, which counts graphemes).
 _JSON_TEXT = (
     "case when starts_with({x}, '\"') then (case when contains({x}, '\\') then {x} ->> '$'"
-    " else {x}[2:-2] end) else cast({x} as varchar) end"
+    " else substring({x}, 2, length({x}) - 2) end) else cast({x} as varchar) end"
 )
 
 
+#: Keys the fast ``_extra`` builds by hand: no escaping needed in the JSON text or the path.
+_PLAIN_KEY = "[A-Za-z0-9_-]+"
+
+
 def _extra_sql(paths: list[str]) -> tuple[str, str]:
-    """SQL telling whether a record has keys the paths do not read, and its ``_extra``.
+    """SQL for a record's keys the paths do not read (``unknown_keys``) and its ``_extra``.
 
     ``_extra`` (computed only for records that have such keys) is a JSON merge patch of the
-    record that nulls the mapped values and prunes the objects left empty. For a record whose
-    only extra is a top-level key it costs 1.4 µs, a MAP parse filtered by key 3.4 µs.
+    record that nulls the mapped values and prunes the objects left empty. When the paths only
+    read whole top-level keys and the unknown keys are plain and distinct (the usual case: a
+    Segment event's ``name``, ``sentAt``, ...), it is assembled from those keys' values instead,
+    at half the cost (the patch copies and rewrites the whole record).
     """
     patch, whole, parents = _strip_patch(paths)
-    known = "[" + ", ".join(_literal(k) for k in sorted(whole)) + "]"
-    has_extra = f"not list_has_all({known}, json_keys(doc))"
+    known = ", ".join(_literal(k) for k in sorted(whole))
+    unknown = (
+        f"list_filter(json_keys(doc), lambda k: k not in ({known}))" if whole else "json_keys(doc)"
+    )
     patched = f"json_merge_patch(doc, {_literal(json.dumps(patch))})"
     for keys in parents:  # deepest first: drop objects that only held mapped keys
         emptied = (
@@ -271,7 +280,16 @@ def _extra_sql(paths: list[str]) -> tuple[str, str]:
         )
         pruned = f"json_merge_patch({patched}, {_literal(_null_at(keys))})"
         patched = f"(case when {emptied} then {pruned} else {patched} end)"
-    return has_extra, f"nullif(cast({patched} as varchar), '{{}}')"
+    patched = f"nullif(cast({patched} as varchar), '{{}}')"
+    if parents:  # nested keys to drop from inside an unknown key's value
+        return unknown, patched
+    assembled = (
+        "case when len(unknown_keys) = len(list_distinct(unknown_keys)) and list_bool_and("
+        f"list_transform(unknown_keys, lambda k: regexp_full_match(k, '{_PLAIN_KEY}')))"
+        " then '{' || array_to_string(list_transform(unknown_keys, lambda k:"
+        " '\"' || k || '\":' || json_extract(doc, '$.\"' || k || '\"')), ',') || '}' end"
+    )
+    return unknown, f"coalesce({assembled}, {patched})"
 
 
 def validation_query(contract: Contract, mapping: SourceMapping | None = None) -> str:
@@ -322,7 +340,7 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     problem_sql = " ".join(f"when {cond} then {n}" for n, (cond, _, _) in enumerate(reasons, 1))
     reason_sql = " ".join(f"when {n} then {text}" for n, (_, text, _) in enumerate(reasons, 1))
     field_list = "[" + ", ".join(_literal(name) if name else "null" for _, _, name in reasons) + "]"
-    has_extra, extra = _extra_sql([mapping.path(f) for f in fields])
+    unknown_keys, extra = _extra_sql([mapping.path(f) for f in fields])
     # Typed values with missing text (m) are NULL, so row rules see NULL for "absent".
     nulled = ", ".join(
         f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
@@ -353,10 +371,11 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
         named as (select *, {named} from cleaned),
         checked as (
             select *, case {problem_sql} end as _problem,
-                   case when is_object then {has_extra} else false end as has_extra
+                   case when is_object then {unknown_keys} end as unknown_keys
             from named
         ),
-        extras as (select *, case when has_extra then {extra} end as _extra from checked)
+        extras as (select *, case when len(unknown_keys) > 0 then {extra} end as _extra
+                   from checked)
         select line_no as _line_no,
                case when _problem is not null then payload end as payload,  -- for quarantine
                case when _problem is not null then (case _problem {reason_sql} end) end
