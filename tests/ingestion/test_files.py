@@ -276,6 +276,7 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
     [reference] = ingest_entity(_lenient(whole), EVENTS)
 
     monkeypatch.setattr(readers, "CHUNK_BYTES", 300)
+    monkeypatch.setattr(batch, "SMALL_BATCH_BYTES", 0)  # streamed, not read whole
     if flush_rows:  # duplicates span inserts
         monkeypatch.setattr(batch, "FLUSH_ROWS", flush_rows)
     assert len(list(readers.read_chunks(path))) > 10
@@ -293,6 +294,44 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
         assert _quarantine(settings) == [
             (23, None, "bad JSON: Expecting property name enclosed in double quotes (column 2)")
         ]
+
+
+def test_small_files_validated_together_load_as_their_own_batches(settings, tmp_path, monkeypatch):
+    """Small files in a row share one validation statement; each stays its own batch."""
+    from cdp.settings import load_settings
+    from ingestion import batch
+
+    for n, name in enumerate("abcd"):
+        lines = [_event(messageId=f"{name}-{k}") for k in range(3)] + ["{bad"]
+        lines.append(_event(messageId="a-0"))  # a replay of the first file's event
+        _write_jsonl_gz(settings.landing_dir / EVENTS / f"{name}.jsonl.gz", lines[n == 0 :])
+    statements = []
+    validate = batch._Validator.__call__
+    monkeypatch.setattr(
+        batch._Validator, "__call__", lambda self, s: statements.append(1) or validate(self, s)
+    )
+    together = ingest_entity(_lenient(settings), EVENTS)
+    assert len(statements) == 1
+
+    separate_home = load_settings(
+        {"CDP_HOME": str(tmp_path / "separate"), "CDP_LANDING": str(settings.landing_dir)}
+    )
+    separate_home.ensure_dirs()
+    monkeypatch.setattr(batch, "SMALL_BATCH_BYTES", 0)
+    separately = ingest_entity(_lenient(separate_home), EVENTS)
+    assert len(statements) == 1 + 4
+
+    assert [dataclasses.astuple(r)[2:] for r in together] == [
+        dataclasses.astuple(r)[2:] for r in separately
+    ]
+    assert [(r.rows_read, r.rows_loaded, r.rows_duplicate) for r in together] == [
+        (4, 3, 0), (5, 3, 1), (5, 3, 1), (5, 3, 1)
+    ]  # fmt: skip
+    rows = "select _source_file, _line_no, message_id, _row_hash from raw.analytics_events"
+    bad = "select _source_file, _line_no, reason from quarantine.rows"
+    with connect(settings, read_only=True) as con, connect(separate_home, read_only=True) as ref:
+        for query in (rows, bad):
+            assert sorted(con.execute(query).fetchall()) == sorted(ref.execute(query).fetchall())
 
 
 def test_escaped_padded_and_numeric_values_convert_like_their_json_values(settings):
@@ -349,6 +388,27 @@ def test_a_record_with_a_repeated_unknown_key_keeps_it_in_extra(settings):
     with connect(settings, read_only=True) as con:
         extra = con.execute("select _extra from raw.analytics_events").fetchone()[0]
     assert extra == '{"note":1,"note":2}'
+
+
+@pytest.mark.parametrize(
+    ("unknown", "extra"),
+    [
+        ('"name": "Home", "sentAt": null', '{"name":"Home","sentAt":null}'),  # plain keys
+        ('"a b": [1, {"c": "\\u00e9"}], "name": 2', '{"a b":[1,{"c":"\u00e9"}],"name":2}'),
+        ('"": 1, "*": {}', '{"":1,"*":{}}'),  # keys a JSON path cannot name plainly
+        ('"k\\"q": true', '{"k\\"q":true}'),
+    ],
+    ids=["plain", "space-and-nested", "empty-and-star", "escaped"],
+)
+def test_unknown_keys_land_in_extra_exactly(settings, unknown, extra):
+    line = _event(messageId="m-1")[:-1] + ", " + unknown + "}"
+    _write_jsonl_gz(settings.landing_dir / EVENTS / "a.jsonl.gz", [line])
+
+    [result] = ingest_entity(settings, EVENTS)
+
+    assert result.rows_loaded == 1
+    with connect(settings, read_only=True) as con:
+        assert con.execute("select _extra from raw.analytics_events").fetchone()[0] == extra
 
 
 def test_a_damaged_file_after_good_ones_fails_alone(settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,40 @@ def test_a_damaged_gzip_file_is_a_clear_error(tmp_path, damage):
 
     with pytest.raises(ValueError, match=r"a\.jsonl\.gz: cannot be decompressed"):
         _rows(path)
+
+
+def _reference_rows(data: bytes) -> list[tuple]:
+    """What a reader must return, line by line, in plain Python."""
+    pieces = data.split(b"\n")
+    if data.endswith(b"\n"):
+        pieces.pop()  # no line after the last line feed
+    rows = []
+    for number, piece in enumerate(pieces, 1):
+        terminated = number < len(pieces) or data.endswith(b"\n")
+        if terminated and piece.endswith(b"\r"):
+            piece = piece[:-1]
+        if not piece:
+            continue
+        text = piece.decode("utf-8", "replace")
+        rows.append((number, text, "line is not valid UTF-8" if "\ufffd" in text else None))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_lines_read_exactly_in_any_block_size(tmp_path, seed):
+    """Short lines (held inside their Arrow view), long ones (pointing into the block), lines
+    across blocks, CRLF, blanks and bad UTF-8, in blocks from 1 byte to the whole file."""
+    rng = random.Random(seed)
+    shapes = [
+        *(b"", b"\r", b"x", b"  ", b"a\rb", b"\xff\xfe"),
+        *(b"12345678901", b"123456789012", b"1234567890123"),  # around 12 bytes
+        b'{"messageId": "m-\xc3\xa9", "type": "page"}',
+    ]
+    lines = [rng.choice(shapes) + rng.choice([b"", b"z" * rng.randint(1, 40)]) for _ in range(60)]
+    data = b"\n".join(line + rng.choice([b"", b"\r"]) for line in lines)
+    data += rng.choice([b"", b"\n", b"\r", b"\r\n"])
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(data)
+
+    for chunk_bytes in (1, 2, 5, 13, 64, None):
+        assert _rows(path, chunk_bytes) == _reference_rows(data), chunk_bytes
