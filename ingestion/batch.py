@@ -350,9 +350,9 @@ class _Validator:
         finally:
             self._con.unregister("_incoming")
 
-    def streamed(self, batch: Batch) -> Iterator[tuple[pa.Table, bool]]:
-        """One batch, read and validated a stream at a time."""
-        streams = _streams(run_ahead(batch.read_chunks()), FLUSH_ROWS)
+    def streamed(self, chunks: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
+        """One batch's chunks, validated ``FLUSH_ROWS`` rows or more at a time."""
+        streams = _streams(run_ahead(chunks), FLUSH_ROWS)
         stream = next(streams)
         while stream is not None:
             validated = self(stream)
@@ -399,7 +399,7 @@ def _validated(
     validator = _Validator(con, validation_query(contract, mapping))
     group: list[_ToValidate] = []
     for item in run_ahead(_to_validate(batches, _loaded_batch_ids(con, batches))):
-        if item.chunks is not None:
+        if item.chunks is not None and item.rows < FLUSH_ROWS:
             group.append(item)
             if sum(member.rows for member in group) >= GROUP_ROWS:
                 yield from validator.together(group)
@@ -409,7 +409,10 @@ def _validated(
         group = []
         if item.error is not None:
             raise item.error
-        yield from validator.streamed(item.batch)
+        # a large batch, read as it is validated; or a small file of many short records
+        yield from validator.streamed(
+            item.batch.read_chunks() if item.chunks is None else item.chunks
+        )
     yield from validator.together(group)
 
 

@@ -256,9 +256,13 @@ def test_segment_fields_are_promoted_to_columns_leniently(settings):
     assert row == ("https://shop.example/p/1", "books", None, "O-9", 30.0, "Ann@Example.com", "n/a")
 
 
-@pytest.mark.parametrize("flush_rows", [None, 7], ids=["one-insert", "many-inserts"])
+@pytest.mark.parametrize(
+    ("flush_rows", "read_whole"),
+    [(None, False), (7, False), (7, True)],
+    ids=["one-insert", "many-inserts", "many-inserts-read-whole"],
+)
 def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
-    settings, tmp_path, monkeypatch, flush_rows
+    settings, tmp_path, monkeypatch, flush_rows, read_whole
 ):
     from cdp.settings import load_settings
     from ingestion import batch, readers
@@ -276,11 +280,18 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
     [reference] = ingest_entity(_lenient(whole), EVENTS)
 
     monkeypatch.setattr(readers, "CHUNK_BYTES", 300)
-    monkeypatch.setattr(batch, "SMALL_BATCH_BYTES", 0)  # streamed, not read whole
+    if not read_whole:  # read as it is validated
+        monkeypatch.setattr(batch, "SMALL_BATCH_BYTES", 0)
     if flush_rows:  # duplicates span inserts
         monkeypatch.setattr(batch, "FLUSH_ROWS", flush_rows)
     assert len(list(readers.read_chunks(path))) > 10
+    statements = []
+    validate = batch._Validator.__call__
+    monkeypatch.setattr(
+        batch._Validator, "__call__", lambda self, s: statements.append(1) or validate(self, s)
+    )
     [chunked] = ingest_entity(_lenient(settings), EVENTS)
+    assert (len(statements) > 1) == bool(flush_rows)  # one statement per 7 rows or more
 
     counts = ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
     assert [getattr(chunked, c) for c in counts] == [getattr(reference, c) for c in counts]
