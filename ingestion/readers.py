@@ -128,8 +128,8 @@ def _line_views(block: bytes, starts: np.ndarray, lengths: np.ndarray) -> pa.Arr
     inline = lengths <= _INLINE_BYTES
     # the first bytes of each line (zeros past its end: inlined lines are zero-padded)
     width = np.arange(_INLINE_BYTES)
-    positions = np.minimum(starts[:, None] + width, max(len(data) - 1, 0))
-    head = np.where(width < lengths[:, None], data[positions] if len(data) else 0, 0)
+    positions = np.minimum(starts[:, None] + width, len(data) - 1)
+    head = np.where(width < lengths[:, None], data[positions], 0)
     head = np.ascontiguousarray(head, np.uint8).view(np.int32)  # three int32 per line
     views[:, 1] = head[:, 0]
     views[inline, 2:] = head[inline, 1:]
@@ -150,9 +150,8 @@ def _split_lines(
     """
     data = np.frombuffer(block, np.uint8)
     lengths = ends - starts
-    if len(data):
-        before_line_feed = (lengths > 0) & (ends < len(data))
-        lengths -= before_line_feed & (data[np.maximum(ends - 1, 0)] == ord("\r"))
+    before_line_feed = (lengths > 0) & (ends < len(data))
+    lengths -= before_line_feed & (data[np.maximum(ends - 1, 0)] == ord("\r"))
     numbers = np.arange(first_line, first_line + len(starts), dtype=np.int64)
     kept = lengths > 0
     if not kept.all():

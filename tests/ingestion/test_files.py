@@ -42,6 +42,18 @@ def _lenient(settings: Settings) -> Settings:
     return dataclasses.replace(settings, quarantine_max_share=1.0)
 
 
+def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one with every validation statement run from now on."""
+    from ingestion import batch
+
+    statements: list[int] = []
+    validate = batch._Validator.__call__
+    monkeypatch.setattr(
+        batch._Validator, "__call__", lambda self, s: statements.append(1) or validate(self, s)
+    )
+    return statements
+
+
 def _quarantine(settings: Settings) -> list[tuple]:
     with connect(settings, read_only=True) as con:
         return con.execute(
@@ -285,11 +297,7 @@ def test_a_file_loaded_in_many_chunks_equals_one_loaded_at_once(
     if flush_rows:  # duplicates span inserts
         monkeypatch.setattr(batch, "FLUSH_ROWS", flush_rows)
     assert len(list(readers.read_chunks(path))) > 10
-    statements = []
-    validate = batch._Validator.__call__
-    monkeypatch.setattr(
-        batch._Validator, "__call__", lambda self, s: statements.append(1) or validate(self, s)
-    )
+    statements = _count_statements(monkeypatch)
     [chunked] = ingest_entity(_lenient(settings), EVENTS)
     assert (len(statements) > 1) == bool(flush_rows)  # one statement per 7 rows or more
 
@@ -316,11 +324,7 @@ def test_small_files_validated_together_load_as_their_own_batches(settings, tmp_
         lines = [_event(messageId=f"{name}-{k}") for k in range(3)] + ["{bad"]
         lines.append(_event(messageId="a-0"))  # a replay of the first file's event
         _write_jsonl_gz(settings.landing_dir / EVENTS / f"{name}.jsonl.gz", lines[n == 0 :])
-    statements = []
-    validate = batch._Validator.__call__
-    monkeypatch.setattr(
-        batch._Validator, "__call__", lambda self, s: statements.append(1) or validate(self, s)
-    )
+    statements = _count_statements(monkeypatch)
     together = ingest_entity(_lenient(settings), EVENTS)
     assert len(statements) == 1
 
