@@ -102,7 +102,7 @@ CONTRACTS: dict[str, Contract] = {
             (
                 # stored as is: every load reads it for all events in the batch's time range (the
                 # replay search), 3x faster than compressed; writing is 3x cheaper too; costs
-                # ~14 bytes per event more than zstd (bench/RESULTS.md, "message_id uncompressed")
+                # ~14 bytes per event more than zstd (bench/RESULTS.md, ingestion, "Sixth session")
                 Field(
                     "messageId", "message_id", "string", required=True, compression="uncompressed"
                 ),
@@ -121,7 +121,7 @@ CONTRACTS: dict[str, Contract] = {
                 Field("traits", "traits", "json"),
                 # long and nearly unique per event (ip, user agent, page): zstd stores it in a
                 # fifth of the space of DuckDB's own choice (dictionary + FSST) at half the
-                # write CPU (bench/RESULTS.md, "zstd for context")
+                # write CPU (bench/RESULTS.md, ingestion, "Sixth session")
                 Field("context", "context", "json", compression="zstd"),
                 # promoted for segments, profiles and features
                 _promoted("page_url", "string", "$.context.page.url"),

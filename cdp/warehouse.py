@@ -17,7 +17,8 @@ from cdp.contracts import CONTRACTS, Contract
 from cdp.settings import Settings
 
 #: Columns every ``raw.*`` table carries besides the source's own. The row hash (random hex)
-#: does not compress; zstd writes it at two thirds of the CPU of DuckDB's dictionary + FSST.
+#: compresses little; zstd writes it at two thirds of the CPU of DuckDB's dictionary + FSST,
+#: at 9 % more space.
 RAW_METADATA_COLUMNS = """
     _batch_id VARCHAR NOT NULL,
     _source VARCHAR NOT NULL,
