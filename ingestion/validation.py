@@ -7,9 +7,9 @@ typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_fie
 ``_reason`` saying why the row cannot be loaded (NULL when it can); ``payload`` is kept only for
 the rows that cannot (it goes to quarantine).
 
-Each record is parsed once (``json_transform`` into a STRUCT of its top-level contract keys, each
-kept as JSON); types are read from the first character of each raw value and conversions run
-vectorized on those values. A record's key list (``json_keys``) tells whether it has keys
+Each record is parsed once (one ``json_extract`` of every contract path, each value kept as JSON
+text); types are read from the first character of each raw value and conversions run vectorized
+on those values. A record's key list (``json_keys``) tells whether it has keys
 outside the contract; only such records are parsed again, for their ``_extra``.
 """
 
@@ -24,7 +24,6 @@ from cdp.contracts import Contract, Field
 #: Placeholder reason for records that are not a JSON object; the loader words it precisely.
 NOT_A_JSON_OBJECT = "__not_a_json_object__"
 
-_NUMBER_TYPES = "('UBIGINT', 'BIGINT', 'DOUBLE', 'VARCHAR')"
 _MAX_QUOTED = 80
 
 
@@ -135,37 +134,41 @@ def _trimmed(text: str) -> str:
 
 
 def _typed(kind: str, i: int, timestamp_format: str | None) -> str:
-    """Expression converting text ``t{i}`` (JSON type ``j{i}``) to the field's type, or NULL."""
-    text, trimmed, jtype = f"t{i}", f"s{i}", f"j{i}"
+    """Expression converting text ``t{i}`` (raw JSON ``x{i}``) to the field's type, or NULL.
+
+    NULL too when the value is missing (``m{i}``). The raw JSON text tells the value's type by
+    its first character, compared rather than extracted: a string starts with '"' (below '#'),
+    a number with '-' or a digit (so a string or a number is below ':'); objects, arrays and
+    booleans start above (JSON null is already NULL).
+    """
+    text, trimmed, raw, present = f"t{i}", f"s{i}", f"cast(x{i} as varchar)", f"not m{i}"
     if kind == "string":
-        return f"case when {jtype} not in ('OBJECT', 'ARRAY', 'BOOLEAN') then {text} end"
+        return f"case when {present} and {raw} < ':' then {text} end"
     if kind == "timestamp":
         parsed = (
             f"try_strptime({trimmed}, {_literal(timestamp_format)})"
             if timestamp_format
             else f"try_cast({trimmed} as timestamptz)"
         )
-        return f"case when {jtype} = 'VARCHAR' then cast({parsed} as timestamp) end"
+        return f"case when {present} and {raw} < '#' then cast({parsed} as timestamp) end"
     if kind == "date":
-        return f"case when {jtype} = 'VARCHAR' then try_cast({trimmed} as date) end"
+        return f"case when {present} and {raw} < '#' then try_cast({trimmed} as date) end"
     if kind == "decimal":
-        return (
-            f"case when {jtype} in {_NUMBER_TYPES} then try_cast({trimmed} as decimal(18, 2)) end"
-        )
+        return f"case when {present} and {raw} < ':' then try_cast({trimmed} as decimal(18, 2)) end"
     if kind == "integer":
         return (
-            f"case when {jtype} in {_NUMBER_TYPES} and regexp_full_match({trimmed}, '[+-]?[0-9]+')"
+            f"case when {present} and {raw} < ':' and regexp_full_match({trimmed}, '[+-]?[0-9]+')"
             f" then try_cast({trimmed} as bigint) end"
         )
     if kind == "double":
         return (
-            f"case when {jtype} in {_NUMBER_TYPES} and isfinite(try_cast({trimmed} as double))"
+            f"case when {present} and {raw} < ':' and isfinite(try_cast({trimmed} as double))"
             f" then try_cast({trimmed} as double) end"
         )
     if kind == "json":  # an object, or (CSV) text holding one
         return (
-            f"case when {jtype} = 'OBJECT' then x{i}"
-            f" when {jtype} = 'VARCHAR' and json_valid({text})"
+            f"case when not {present} then null when starts_with({raw}, '{{') then x{i}"
+            f" when {raw} < '#' and json_valid({text})"
             f" then (case when json_type({text}) = 'OBJECT' then cast({text} as json) end) end"
         )
     raise ValueError(f"unknown field kind {kind!r}")
@@ -183,61 +186,29 @@ _EXPECTATION = {
 def _problem(f: Field, i: int) -> str:
     """Reason text for a present value that could not be converted."""
     prefix = _literal(f"field '{f.name}': ")
+    found = f"lower({_JSON_TYPE.format(x=f'x{i}')})"
     if f.kind == "string":
-        return f"{prefix} || 'expected text, found ' || lower(j{i})"
+        return f"{prefix} || 'expected text, found ' || {found}"
     if f.kind == "json":
-        return f"{prefix} || 'expected a JSON object, found ' || lower(j{i})"
+        return f"{prefix} || 'expected a JSON object, found ' || {found}"
     quoted = f"'''' || left(t{i}, {_MAX_QUOTED}) || ''''"
     return f"{prefix} || {quoted} || ' ' || {_literal(_EXPECTATION[f.kind])}"
 
 
-def _quoted_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _raw_values(paths: list[str]) -> tuple[str, list[str]]:
+    """SQL reading every path's raw JSON value from one parse per record.
 
-
-def _fits_struct(key: str, tops: dict[str, list[str]]) -> bool:
-    """Whether a top-level key can be a field of the STRUCT next to the keys already in it."""
-    return key in tops or key.lower() not in {k.lower() for k in tops}
-
-
-def _raw_values(paths: list[str]) -> tuple[str, list[str], list[str]]:
-    """SQL for each path's raw JSON value (NULL when absent or null), from one parse per record.
-
-    The record is parsed once into ``top``, a STRUCT of the top-level keys the paths start
-    with (each kept as JSON); a nested path is read from its top-level parent, all paths under
-    one parent in one call. STRUCT field names ignore case, so a key differing from another
-    only in case is read from the record itself. Returns the STRUCT's JSON structure, the
-    value expressions and the extra select items they need.
+    Returns the extraction (a list of JSON values, NULL when the text is not JSON) and, per
+    path, its value from that list (NULL when absent or null). A record is an object, so a
+    path starting with an array index has no value.
     """
-    tops: dict[str, list[str]] = {}  # top-level key → paths below it
-    for path in paths:
-        first, *rest = path_segments(path)
-        if isinstance(first, str) and _fits_struct(first, tops):
-            below = tops.setdefault(first, [])
-            if rest:
-                below.append(segments_path(rest))
-    structure = json.dumps(dict.fromkeys(tops, "JSON"))
-    nested = [key for key, below in tops.items() if below]
-    selects = [
-        f"json_extract(top.{_quoted_name(key)}, [{', '.join(_literal(p) for p in tops[key])}])"
-        f" as n{g}"
-        for g, key in enumerate(nested)
+    readable = list(dict.fromkeys(p for p in paths if isinstance(path_segments(p)[0], str)))
+    extraction = f"json_extract(doc, [{', '.join(_literal(p) for p in readable or ['$'])}])"
+    values = [
+        f"nullif(xs[{readable.index(p) + 1}], 'null')" if p in readable else "cast(null as json)"
+        for p in paths
     ]
-    values = []
-    for path in paths:
-        first, *rest = path_segments(path)
-        if isinstance(first, int):
-            values.append("cast(null as json)")  # a record (an object) has no array elements
-        elif first not in tops:
-            values.append(
-                f"case when is_object then nullif(json_extract(doc, {_literal(path)}), 'null') end"
-            )
-        elif not rest:
-            values.append(f"top.{_quoted_name(first)}")
-        else:
-            position = tops[first].index(segments_path(rest)) + 1
-            values.append(f"nullif(n{nested.index(first)}[{position}], 'null')")
-    return structure, values, selects
+    return extraction, values
 
 
 #: JSON type of a raw JSON value from its first character (names as DuckDB's ``json_type``).
@@ -296,12 +267,9 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     """The SELECT that types, checks and fingerprints every row of ``_incoming``."""
     mapping = mapping or SourceMapping()
     fields = contract.fields
-    structure, values, nested_selects = _raw_values([mapping.path(f) for f in fields])
+    extraction, values = _raw_values([mapping.path(f) for f in fields])
     raw = [f"{value} as x{i}" for i, value in enumerate(values)]
-    described = [
-        f"{_JSON_TEXT.format(x=f'x{i}')} as t{i}, {_JSON_TYPE.format(x=f'x{i}')} as j{i}"
-        for i in range(len(fields))
-    ]
+    described = [f"{_JSON_TEXT.format(x=f'x{i}')} as t{i}" for i in range(len(fields))]
     # trim() copies every string; most values have nothing to trim (s: the trimmed text, for
     # the kinds that convert it). m: missing (absent, null or blank); "t < '!'" means the first
     # byte is a blank or control character (or t is empty); the CASE costs ~2.5 µs per row
@@ -311,9 +279,12 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
         for i, f in enumerate(fields)
         if f.kind not in ("string", "json")
     ]
-    typed = [
-        f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}, "
+    missing = [
         f"(case when t{i} < '!' then {_trimmed(f't{i}')} = '' else t{i} is null end) as m{i}"
+        for i in range(len(fields))
+    ]
+    typed = [
+        f"{_typed(f.kind, i, mapping.timestamp_formats.get(f.name))} as v{i}"
         for i, f in enumerate(fields)
     ]
     reasons: list[tuple[str, str, str | None]] = [
@@ -341,34 +312,28 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     reason_sql = " ".join(f"when {n} then {text}" for n, (_, text, _) in enumerate(reasons, 1))
     field_list = "[" + ", ".join(_literal(name) if name else "null" for _, _, name in reasons) + "]"
     unknown_keys, extra = _extra_sql([mapping.path(f) for f in fields])
-    # Typed values with missing text (m) are NULL, so row rules see NULL for "absent".
-    nulled = ", ".join(
-        f"case when m{i} then null else v{i} end as v{i}" for i in range(len(fields))
-    )
     return f"""
         with source as (
             select line_no, payload, error, coalesce(record, payload) as doc
             from _incoming
         ),
-        parsed as (  -- top: NULL when the text is not JSON
-            select *, case when error is null then try(json_transform(doc, {_literal(structure)}))
-                      end as top
+        parsed as (  -- xs: NULL when the text is not JSON
+            select *, case when error is null then try({extraction}) end as xs
             from source
         ),
         transformed as (
             select *,
-                   case when top is null then false
+                   case when xs is null then false
                         when starts_with(doc, '{{') then true
                         else json_type(doc) = 'OBJECT' end as is_object
             from parsed
         ),
-        nested as (select *{"".join(", " + n for n in nested_selects)} from transformed),
-        extracted as (select *, {", ".join(raw)} from nested),
+        extracted as (select *, {", ".join(raw)} from transformed),
         described as (select *, {", ".join(described)} from extracted),
-        stripped as (select *{"".join(", " + t for t in trimmed)} from described),
+        stripped as (select *, {", ".join(missing + trimmed)} from described),
+        -- typed values of missing text (m) are NULL, so row rules see NULL for "absent"
         typed as (select *, {", ".join(typed)} from stripped),
-        cleaned as (select * replace ({nulled}) from typed),
-        named as (select *, {named} from cleaned),
+        named as (select *, {named} from typed),
         checked as (
             select *, case {problem_sql} end as _problem,
                    case when is_object then {unknown_keys} end as unknown_keys
