@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,17 +141,18 @@ def _streams(chunks: Iterable[pa.Table], rows_per_stream: int) -> Iterator[pa.Re
 _END = object()
 
 
-def run_ahead(items: Iterable[T]) -> Iterator[T]:
-    """The same items, the next one produced in a background thread while this one is used.
+def run_ahead(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
+    """The same items, the next ones produced in a background thread while this one is used.
 
     Decompressing and splitting (ISA-L, Arrow) and DuckDB's work all release the GIL, so the
-    producer runs while the consumer works. At most one item is produced ahead.
+    producer runs while the consumer works. At most ``ahead`` items are produced ahead (one
+    thread produces them, in order).
     """
     iterator = iter(items)
     with ThreadPoolExecutor(1, thread_name_prefix="ingestion-ahead") as pool:
-        pending = pool.submit(next, iterator, _END)
-        while (item := pending.result()) is not _END:
-            pending = pool.submit(next, iterator, _END)
+        pending = deque(pool.submit(next, iterator, _END) for _ in range(ahead))
+        while (item := pending.popleft().result()) is not _END:
+            pending.append(pool.submit(next, iterator, _END))
             yield item
 
 
@@ -441,7 +443,9 @@ def load_batches(
     """
     batches = list(batches)
     validator = con.cursor()
-    flushes = run_ahead(_validated(validator, contract, batches, mapping))
+    # Two validated tables ahead: during an insert (mostly one core) the validator goes on to
+    # the next stream instead of waiting with a finished one (~5 % of a 10M-event load's time).
+    flushes = run_ahead(_validated(validator, contract, batches, mapping), ahead=2)
     try:
         for batch in batches:
             tables = _tables_of_one_batch(flushes)

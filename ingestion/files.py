@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cdp.contracts import CONTRACTS, Contract
@@ -80,7 +81,8 @@ def ingest_entity(settings: Settings, source_entity: str) -> list[BatchResult]:
         for name, value in RUN_SETTINGS.items():
             con.execute(f"set {name} = '{value}'")
         try:
-            batches = [file_batch(path, settings) for path in paths]
+            with ThreadPoolExecutor(2) as pool:  # hashing releases the GIL: both cores hash
+                batches = list(pool.map(lambda path: file_batch(path, settings), paths))
             for result in load_batches(con, contract, batches, settings, mapping=mapping):
                 log.info("%s", result)
                 results.append(result)

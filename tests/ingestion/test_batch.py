@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -31,3 +32,21 @@ def test_run_ahead_passes_none_through_and_raises_where_the_producer_failed():
     assert [next(items), next(items)] == [None, 1]
     with pytest.raises(ValueError, match="damaged input"):
         next(items)
+
+
+def test_run_ahead_produces_at_most_the_given_number_of_items_ahead():
+    produced = []
+
+    def produce():
+        for n in range(6):
+            produced.append(n)
+            yield n
+
+    items = run_ahead(produce(), ahead=2)
+    assert next(items) == 0
+    deadline = time.monotonic() + 5
+    while len(produced) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # a third item ahead would have been produced by now
+    assert produced == [0, 1, 2]
+    assert list(items) == [1, 2, 3, 4, 5]
