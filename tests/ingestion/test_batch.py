@@ -1,4 +1,4 @@
-"""The background producer that keeps reading and validation one step ahead of loading."""
+"""The background producer that keeps reading and validation ahead of loading."""
 
 from __future__ import annotations
 
