@@ -230,31 +230,29 @@ def _raw_values(paths: list[str], kinds: list[str]) -> _Values:
     index has no value.
     """
     readable = {p for p in paths if isinstance(path_segments(p)[0], str)}
-    lists: dict[str, list[str]] = {"xs": [], "xj": []}
+    lists: dict[str, list[str]] = {"xs": [], "xj": []}  # list column → the paths it reads
     columns, raw = [], []
     for i, (path, kind) in enumerate(zip(paths, kinds, strict=True)):
-        name = "xs" if kind in _TEXT_KINDS else "xj"
-        if path not in readable:
-            value = "cast(null as varchar)" if name == "xs" else "cast(null as json)"
-        else:
-            if path not in lists[name]:
-                lists[name].append(path)
-            value = f"{name}[{lists[name].index(path) + 1}]"
-            value = value if name == "xs" else f"nullif({value}, 'null')"
-        if name == "xs":
-            columns.append(f"{value} as t{i}")
+        text = kind in _TEXT_KINDS
+        listed = lists["xs" if text else "xj"]
+        if path in readable and path not in listed:
+            listed.append(path)
+        if text:
+            value = f"xs[{listed.index(path) + 1}]" if path in readable else "null"
+            columns.append(f"cast({value} as varchar) as t{i}")
             raw.append(f"cast(json_extract(doc, {_literal(path)}) as varchar)")
         else:
-            columns.append(f"{value} as x{i}")
+            value = f"nullif(xj[{listed.index(path) + 1}], 'null')" if path in readable else "null"
+            columns.append(f"cast({value} as json) as x{i}")
             raw.append(f"cast(x{i} as varchar)")
+    lists = {name: listed for name, listed in lists.items() if listed} or {"xj": ["$"]}
     function = {"xs": "json_extract_string", "xj": "json_extract"}
     extractions = [
         f"case when error is null then try({function[name]}(doc, "
         f"[{', '.join(_literal(p) for p in listed)}])) end as {name}"
         for name, listed in lists.items()
-        if listed
-    ] or ["case when error is null then try(json_extract(doc, ['$'])) end as xj"]
-    return _Values(extractions, extractions[0].rsplit(" ", 1)[1], columns, raw)
+    ]
+    return _Values(extractions, next(iter(lists)), columns, raw)
 
 
 #: JSON type of a raw JSON value from its first character (names as DuckDB's ``json_type``).
