@@ -170,6 +170,7 @@ class _Loader:
                 return words
 
     def kill(self) -> None:
+        """SIGKILL the loader, then read every line it wrote before it died."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
         self._stderr.close()
@@ -177,6 +178,12 @@ class _Loader:
             f"the loader was not killed mid-load (exit {self.proc.returncode}): "
             f"{self.stderr_path.read_text()[-3000:]}"
         )
+        self._drain()
+
+    def _drain(self, timeout: float = 30) -> None:
+        """Append the lines still queued (written before the loader ended) up to end of output."""
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.lines.append(line.split())
 
     def close(self) -> None:
         self._stderr.close()
