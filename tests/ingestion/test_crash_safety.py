@@ -282,9 +282,15 @@ def _kill_after_commit(loader: _Loader, numbers: dict[str, list[int]]) -> None:
 
 
 def _kill_after_random_delay(loader: _Loader, numbers: dict[str, list[int]]) -> None:
-    """Kill a random moment (reading, inserting or committing) after the 9th events file starts."""
+    """Kill a random moment (reading, inserting or committing) of the 9th events file.
+
+    The delay is drawn within the time the 8th file took, so the kill lands in the 9th or 10th
+    file however fast this machine loads.
+    """
+    loader.wait_for("start", numbers["analytics/events"][7])
+    eighth_started = time.monotonic()
     loader.wait_for("start", numbers["analytics/events"][8])
-    delay = random.uniform(0.0, 0.8)
+    delay = random.uniform(0.0, time.monotonic() - eighth_started)
     print(f"killing {delay:.3f} s after events file 9 started")  # shown by pytest on failure
     time.sleep(delay)
     loader.kill()
