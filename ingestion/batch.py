@@ -292,22 +292,26 @@ GROUP_ROWS = 1 << 16
 
 @dataclass(frozen=True)
 class _ToValidate:
-    """A batch due for validation: read whole (a small one), to be streamed, or unreadable."""
+    """A batch due for validation (read whole: a small one; or to be streamed), unreadable, or
+    loaded before (by an earlier run, or earlier in this one: the loader finds it loaded)."""
 
     batch: Batch
     chunks: list[pa.Table] | None = None  # None: stream it chunk by chunk
     error: Exception | None = None  # why reading it failed (raised when its turn comes)
+    loaded: bool = False
 
     @property
     def rows(self) -> int:
         return sum(chunk.num_rows for chunk in self.chunks or ())
 
 
-def _to_validate(batches: list[Batch], loaded: set[str]) -> Iterator[_ToValidate]:
-    """The batches not loaded before, once each, in order; the small ones read whole."""
-    seen = set(loaded)  # the same batch twice: the loader skips the second, loaded by then
+def _to_validate(con: duckdb.DuckDBPyConnection, batches: Iterable[Batch]) -> Iterator[_ToValidate]:
+    """Every batch, in order, taken from ``batches`` as the validator gets to it (a backlog's
+    first files load while later ones are still being hashed); the small ones read whole."""
+    seen: set[str] = set()  # the same batch twice: the loader skips the second, loaded by then
     for batch in batches:
-        if batch.batch_id in seen:
+        if batch.batch_id in seen or _loaded_before(con, batch):
+            yield _ToValidate(batch, loaded=True)
             continue
         seen.add(batch.batch_id)
         if batch.size_bytes > SMALL_BATCH_BYTES:
@@ -321,15 +325,8 @@ def _to_validate(batches: list[Batch], loaded: set[str]) -> Iterator[_ToValidate
             yield _ToValidate(batch, chunks)
 
 
-def _loaded_batch_ids(con: duckdb.DuckDBPyConnection, batches: list[Batch]) -> set[str]:
-    """Which of these batches were loaded by earlier runs."""
-    if not batches:
-        return set()
-    rows = con.execute(
-        "select batch_id from audit.load_batches where batch_id in (select unnest($ids))",
-        {"ids": [batch.batch_id for batch in batches]},
-    ).fetchall()
-    return {batch_id for (batch_id,) in rows}
+#: A batch, validated rows of it (None: loaded before, nothing validated), last of its batch?
+_Flush = tuple[Batch, pa.Table | None, bool]
 
 
 class _Validator:
@@ -352,16 +349,16 @@ class _Validator:
         finally:
             self._con.unregister("_incoming")
 
-    def streamed(self, chunks: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
+    def streamed(self, batch: Batch, chunks: Iterable[pa.Table]) -> Iterator[_Flush]:
         """One batch's chunks, validated ``FLUSH_ROWS`` rows or more at a time."""
         streams = _streams(run_ahead(chunks), FLUSH_ROWS)
         stream = next(streams)
         while stream is not None:
             validated = self(stream)
             stream = next(streams, None)
-            yield validated, stream is None
+            yield batch, validated, stream is None
 
-    def together(self, group: list[_ToValidate]) -> Iterator[tuple[pa.Table, bool]]:
+    def together(self, group: list[_ToValidate]) -> Iterator[_Flush]:
         """Small batches read whole, validated in one statement and handed out one by one."""
         if not group:
             return
@@ -372,7 +369,7 @@ class _Validator:
             part = validated.slice(offset, item.rows)
             _check_same_lines(part, item)
             offset += item.rows
-            yield part, True
+            yield item.batch, part, True
 
 
 def _check_same_lines(part: pa.Table, item: _ToValidate) -> None:
@@ -388,19 +385,30 @@ def _check_same_lines(part: pa.Table, item: _ToValidate) -> None:
 def _validated(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
-    batches: list[Batch],
+    batches: Iterable[Batch],
     mapping: SourceMapping | None,
-) -> Iterator[tuple[pa.Table, bool]]:
-    """The rows of each batch not loaded before, validated: (an Arrow table, last of its batch?).
+) -> Iterator[_Flush]:
+    """Every batch in order with its rows validated, or marked loaded before (no table).
 
-    At least one table per batch (empty for an empty batch); small batches in a row are
-    validated together. Runs on its own connection (a cursor of the loader's) so it can run
-    ahead of the loader; of what the loader writes it reads only ``audit.load_batches``, at the
-    start. A batch that cannot be read fails when its turn comes, after the ones before it.
+    At least one table per batch not loaded before (empty for an empty batch); small batches
+    in a row are validated together. Runs on its own connection (a cursor of the loader's) so
+    it can run ahead of the loader; of what the loader writes it reads only
+    ``audit.load_batches``. A batch that cannot be read fails when its turn comes, after the
+    ones before it.
     """
     validator = _Validator(con, validation_query(contract, mapping))
+    with con.cursor() as audit:  # the batches are taken in a thread of their own
+        items = run_ahead(_to_validate(audit, batches))
+        try:
+            yield from _validate_in_order(validator, items)
+        finally:
+            items.close()  # waits for that thread before its connection closes
+
+
+def _validate_in_order(validator: _Validator, items: Iterable[_ToValidate]) -> Iterator[_Flush]:
+    """Validate the items in order: small ones in a row together, large ones streamed."""
     group: list[_ToValidate] = []
-    for item in run_ahead(_to_validate(batches, _loaded_batch_ids(con, batches))):
+    for item in items:
         if item.chunks is not None and item.rows < FLUSH_ROWS:
             group.append(item)
             if sum(member.rows for member in group) >= GROUP_ROWS:
@@ -409,20 +417,38 @@ def _validated(
             continue
         yield from validator.together(group)
         group = []
+        if item.loaded:
+            yield item.batch, None, True
+            continue
         if item.error is not None:
             raise item.error
         # a large batch, read as it is validated; or a small file of many short records
         yield from validator.streamed(
-            item.batch.read_chunks() if item.chunks is None else item.chunks
+            item.batch, item.batch.read_chunks() if item.chunks is None else item.chunks
         )
     yield from validator.together(group)
 
 
-def _tables_of_one_batch(flushes: Iterator[tuple[pa.Table, bool]]) -> Iterator[pa.Table]:
-    """The validated tables of the next batch, up to its last one."""
-    last = False
+def _by_batch(flushes: Iterator[_Flush]) -> Iterator[tuple[Batch, Iterator[pa.Table] | None]]:
+    """Each batch with its validated tables (None: loaded before); the tables the loader does
+    not read (it found the batch loaded after all) are passed over."""
+    for batch, table, last in flushes:
+        if table is None:
+            yield batch, None
+            continue
+        tables = _tables_of_one_batch(table, last, flushes)
+        yield batch, tables
+        for _ in tables:
+            pass
+
+
+def _tables_of_one_batch(
+    first: pa.Table, last: bool, flushes: Iterator[_Flush]
+) -> Iterator[pa.Table]:
+    """The validated tables of one batch, from its first one up to its last one."""
+    yield first
     while not last:
-        table, last = next(flushes)
+        _, table, last = next(flushes)
         yield table
 
 
@@ -440,15 +466,14 @@ def load_batches(
     The rows of the next stream (of this batch or the next one) are read and validated in a
     background thread on a second connection while this one's rows go into ``raw.*``: DuckDB
     writes one insert's row groups mostly on one core, so the other validates meanwhile.
+    ``batches`` is read in that thread, a batch at a time, when the validator gets to it.
     """
-    batches = list(batches)
     validator = con.cursor()
     # Two validated tables ahead: during an insert (mostly one core) the validator goes on to
     # the next stream instead of waiting with a finished one (~5 % of a 10M-event load's time).
     flushes = run_ahead(_validated(validator, contract, batches, mapping), ahead=2)
     try:
-        for batch in batches:
-            tables = _tables_of_one_batch(flushes)
+        for batch, tables in _by_batch(flushes):
             yield _load_validated(con, contract, batch, settings, tables, in_transaction)
     finally:
         flushes.close()  # waits for the validator before its connection closes
@@ -476,7 +501,7 @@ def _load_validated(
     contract: Contract,
     batch: Batch,
     settings: Settings,
-    validated: Iterator[pa.Table],
+    validated: Iterator[pa.Table] | None,
     in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None,
 ) -> BatchResult:
     """Load one batch from its validated rows in one transaction (or skip it, loaded before)."""
@@ -484,6 +509,8 @@ def _load_validated(
     if done:
         return BatchResult(batch.batch_id, contract.source_entity, batch.source_file, *done,
                            skipped=True)  # fmt: skip
+    if validated is None:
+        raise RuntimeError(f"{batch.source_file}: found loaded by the validator, not by the loader")
     started_at = _now()
     meta = {
         "batch_id": batch.batch_id,

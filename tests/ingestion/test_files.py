@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -445,3 +446,32 @@ def test_a_damaged_file_after_good_ones_fails_alone(settings):
         batches = con.execute("select source_file from audit.load_batches order by 1").fetchall()
     assert loaded == [(f"{EVENTS}/a.jsonl.gz", 3), (f"{EVENTS}/b.jsonl.gz", 3)]
     assert batches == [(f"{EVENTS}/a.jsonl.gz",), (f"{EVENTS}/b.jsonl.gz",)]
+
+
+def test_a_backlog_starts_loading_before_every_file_is_hashed(settings, monkeypatch):
+    """Files are hashed (for their batch ids) in the background while the first ones load."""
+    from ingestion import batch, files
+
+    monkeypatch.setattr(batch, "SMALL_BATCH_BYTES", 0)  # each file its own statement
+    folder = settings.landing_dir / EVENTS
+    for n in range(4):
+        _write_jsonl_gz(folder / f"{n}.jsonl.gz", [_event(messageId=f"m-{n}")])
+    first_loaded = threading.Event()
+    load, sha256 = batch._load_validated, files._sha256
+
+    def load_and_tell(*args, **kwargs):
+        result = load(*args, **kwargs)
+        first_loaded.set()
+        return result
+
+    def hash_the_last_after_a_load(path: Path) -> str:
+        if path.name == "3.jsonl.gz":
+            assert first_loaded.wait(timeout=30), "nothing loaded before every file was hashed"
+        return sha256(path)
+
+    monkeypatch.setattr(batch, "_load_validated", load_and_tell)
+    monkeypatch.setattr(files, "_sha256", hash_the_last_after_a_load)
+    results = ingest_entity(settings, EVENTS)
+    assert [(r.source_file, r.rows_loaded) for r in results] == [
+        (f"{EVENTS}/{n}.jsonl.gz", 1) for n in range(4)
+    ]
