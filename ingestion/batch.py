@@ -29,6 +29,7 @@ import pyarrow as pa
 from cdp.contracts import Contract
 from cdp.settings import Settings
 from cdp.warehouse import raw_table_name
+from ingestion.row_hash import text_hashes
 from ingestion.validation import NOT_A_JSON_OBJECT, SourceMapping, validation_query
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ BATCH_SCHEMA = pa.schema(
         ("payload", pa.string_view()),
         ("record", pa.string()),  # the record as a JSON object; NULL: payload is the JSON record
         ("error", pa.string()),  # why a reader could not parse it (then record is NULL)
+        # ``_row_hash``: of the record as it arrived (``record``, else ``payload``), computed
+        # where it is read (``ingestion.row_hash``)
+        ("row_hash", pa.string()),
     ]
 )
 
@@ -92,6 +96,7 @@ def records_batch(source_file: str, records: list[dict]) -> Batch:
             "payload": texts,
             "record": [None] * len(texts),
             "error": [None] * len(texts),
+            "row_hash": text_hashes(texts),
         },
         schema=BATCH_SCHEMA,
     )

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from isal import igzip, isal_zlib
 
 from ingestion.batch import BATCH_SCHEMA
+from ingestion.row_hash import line_hashes, text_hashes
 
 
 def file_format(path: Path) -> str:
@@ -141,8 +142,8 @@ def _line_views(block: bytes, starts: np.ndarray, lengths: np.ndarray) -> pa.Arr
 
 def _split_lines(
     block: bytes, starts: np.ndarray, ends: np.ndarray, first_line: int
-) -> tuple[pa.Array, pa.Array]:
-    """Numbers and bytes of the non-blank lines ``block[start:end]``, numbered from
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers, starts and lengths of the non-blank lines ``block[start:end]``, numbered from
     ``first_line``; a carriage return before a line feed (at ``end``) is dropped (CRLF files).
 
     Blank lines are left out; their numbers are skipped, so every line keeps its number in
@@ -156,7 +157,7 @@ def _split_lines(
     kept = lengths > 0
     if not kept.all():
         starts, lengths, numbers = starts[kept], lengths[kept], numbers[kept]
-    return _int64_array(numbers), _line_views(block, starts, lengths)
+    return numbers, starts, lengths
 
 
 def _int64_array(values: np.ndarray) -> pa.Array:
@@ -166,7 +167,8 @@ def _int64_array(values: np.ndarray) -> pa.Array:
 
 def _jsonl_table(block: bytes, starts: np.ndarray, ends: np.ndarray, first_line: int) -> pa.Table:
     """Batch rows of the lines ``block[start:end]``; a line that is not UTF-8 gets an error."""
-    line_no, lines = _split_lines(block, starts, ends, first_line)
+    numbers, starts, lengths = _split_lines(block, starts, ends, first_line)
+    lines = _line_views(block, starts, lengths)
     error = pa.nulls(len(lines), pa.string())
     text = lines.view(pa.string_view())
     try:
@@ -175,7 +177,16 @@ def _jsonl_table(block: bytes, starts: np.ndarray, ends: np.ndarray, first_line:
         decoded = [line.decode("utf-8", "replace") for line in lines.to_pylist()]
         text = pa.array(decoded, pa.string_view())
         error = pa.array(["line is not valid UTF-8" if "\ufffd" in d else None for d in decoded])
-    return pa.table([line_no, text, pa.nulls(len(text), pa.string()), error], schema=BATCH_SCHEMA)
+    return pa.table(
+        [
+            _int64_array(numbers),
+            text,
+            pa.nulls(len(text), pa.string()),
+            error,
+            line_hashes(block, starts, lengths),
+        ],
+        schema=BATCH_SCHEMA,
+    )
 
 
 class _LineRecorder:
@@ -228,11 +239,11 @@ def _csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, str, str | None, str
 def _read_csv(path: Path) -> pa.Table:
     data = _read_bytes(path).decode("utf-8", "replace")
     rows = list(_csv_rows(io.StringIO(data, newline="")))
-    return (
-        pa.table([pa.array(column) for column in zip(*rows, strict=True)], schema=BATCH_SCHEMA)
-        if rows
-        else BATCH_SCHEMA.empty_table()
-    )
+    if not rows:
+        return BATCH_SCHEMA.empty_table()
+    hashes = text_hashes(payload if record is None else record for _, payload, record, _ in rows)
+    columns = [pa.array(column) for column in zip(*rows, strict=True)]
+    return pa.table([*columns, hashes], schema=BATCH_SCHEMA)
 
 
 def _slices(table: pa.Table) -> Iterator[pa.Table]:
@@ -250,6 +261,7 @@ def _parquet_chunks(path: Path) -> Iterator[pa.Table]:
                 "payload": texts,
                 "record": [None] * len(texts),
                 "error": [None] * len(texts),
+                "row_hash": text_hashes(texts),
             },
             schema=BATCH_SCHEMA,
         )

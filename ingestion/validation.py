@@ -1,8 +1,9 @@
 """Validation compiled to one vectorized DuckDB query, generated from the landing contract.
 
-Input: a relation ``_incoming(line_no, payload, record, error)`` — one row per input record;
-``record`` is the record as a JSON object (NULL: ``payload`` itself is the JSON record) and
-``error`` a reader's parse error. Output: one row per input row with every contract column
+Input: a relation ``_incoming(line_no, payload, record, error, row_hash)`` — one row per input
+record; ``record`` is the record as a JSON object (NULL: ``payload`` itself is the JSON record),
+``error`` a reader's parse error and ``row_hash`` the record's fingerprint (``ingestion.row_hash``,
+passed through as ``_row_hash``). Output: one row per input row with every contract column
 typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_field`` /
 ``_reason`` saying why the row cannot be loaded (NULL when it can); ``payload`` is kept only for
 the rows that cannot (it goes to quarantine).
@@ -361,7 +362,7 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
     unknown_keys, extra = _extra_sql([mapping.path(f) for f in fields])
     return f"""
         with source as (
-            select line_no, payload, error, coalesce(record, payload) as doc
+            select line_no, payload, error, row_hash, coalesce(record, payload) as doc
             from _incoming
         ),
         parsed as (select *, {", ".join(values.extractions)} from source),
@@ -392,6 +393,6 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
                {field_list}[_problem] as _field,
                _extra,
                {", ".join(f'"{f.column}"' for f in fields)},
-               md5(doc) as _row_hash  -- the record as it arrived
+               row_hash as _row_hash
         from extras
     """

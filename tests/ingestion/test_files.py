@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import xxhash
 
 from cdp.settings import Settings
 from cdp.warehouse import connect
@@ -200,6 +201,26 @@ def test_a_changed_file_is_a_new_batch_that_loads_only_new_rows(settings):
         ("C2", "b@x.com"),
         ("C3", "c@x.com"),
     ]
+
+
+def test_the_row_hash_is_xxh3_128_of_the_record_as_it_arrived(settings):
+    """The algorithm is pinned: a stored hash must not change (CRM rows are de-duplicated on
+    it), so one value is spelled out, not only recomputed."""
+    pinned = (
+        '{"messageId": "m-\u00e9", "type": "page", "anonymousId": "a",'
+        ' "timestamp": "2026-11-01T10:00:00Z"}'
+    )
+    other = _event(messageId="m-2")
+    path = settings.landing_dir / EVENTS / "a.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(f"{pinned}\r\n{other}".encode()))  # CRLF, no last LF
+    ingest_entity(settings, EVENTS)
+    with connect(settings, read_only=True) as con:
+        hashes = con.execute("select _row_hash from raw.analytics_events order by _line_no")
+        assert hashes.fetchall() == [
+            ("86262c3574513ea8d6298a67832457da",),
+            (xxhash.xxh3_128_hexdigest(other.encode()),),
+        ]
 
 
 def test_rows_read_equals_loaded_plus_duplicates_plus_quarantined(settings):

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from ingestion.readers import read_chunks
 
@@ -88,18 +89,25 @@ def test_a_damaged_gzip_file_is_a_clear_error(tmp_path, damage):
         _rows(path)
 
 
-def _reference_rows(data: bytes) -> list[tuple]:
-    """What a reader must return, line by line, in plain Python."""
+def _reference_lines(data: bytes) -> list[tuple[int, bytes]]:
+    """The numbers and bytes of the lines a reader must return, in plain Python."""
     pieces = data.split(b"\n")
     if data.endswith(b"\n"):
         pieces.pop()  # no line after the last line feed
-    rows = []
+    lines = []
     for number, piece in enumerate(pieces, 1):
         terminated = number < len(pieces) or data.endswith(b"\n")
         if terminated and piece.endswith(b"\r"):
             piece = piece[:-1]
-        if not piece:
-            continue
+        if piece:
+            lines.append((number, piece))
+    return lines
+
+
+def _reference_rows(data: bytes) -> list[tuple]:
+    """What a reader must return, line by line, in plain Python."""
+    rows = []
+    for number, piece in _reference_lines(data):
         text = piece.decode("utf-8", "replace")
         rows.append((number, text, "line is not valid UTF-8" if "\ufffd" in text else None))
     return rows
@@ -121,5 +129,9 @@ def test_random_lines_read_exactly_in_any_block_size(tmp_path, seed):
     path = tmp_path / "a.jsonl"
     path.write_bytes(data)
 
+    hashes = [xxhash.xxh3_128_hexdigest(piece) for _, piece in _reference_lines(data)]
     for chunk_bytes in (1, 2, 5, 13, 64, None):
         assert _rows(path, chunk_bytes) == _reference_rows(data), chunk_bytes
+        chunks = read_chunks(path, chunk_bytes)
+        read = [h for chunk in chunks for h in chunk["row_hash"].to_pylist()]
+        assert read == hashes, chunk_bytes  # of each line's bytes as they arrived
