@@ -127,17 +127,29 @@ def _line_views(block: bytes, starts: np.ndarray, lengths: np.ndarray) -> pa.Arr
     views = np.zeros((len(starts), 4), np.int32)
     views[:, 0] = lengths
     inline = lengths <= _INLINE_BYTES
-    # the first bytes of each line (zeros past its end: inlined lines are zero-padded)
-    width = np.arange(_INLINE_BYTES)
-    positions = np.minimum(starts[:, None] + width, len(data) - 1)
-    head = np.where(width < lengths[:, None], data[positions], 0)
-    head = np.ascontiguousarray(head, np.uint8).view(np.int32)  # three int32 per line
-    views[:, 1] = head[:, 0]
-    views[inline, 2:] = head[inline, 1:]
-    views[~inline, 3] = starts[~inline]  # buffer 0
+    if inline.any():
+        views[inline, 1:] = _inline_bytes(data, starts[inline], lengths[inline])
+    if not inline.all():
+        pointing = ~inline
+        views[pointing, 1] = _prefixes(data, starts[pointing])
+        views[pointing, 3] = starts[pointing]  # buffer 0
     return pa.Array.from_buffers(
         pa.binary_view(), len(starts), [None, pa.py_buffer(views), pa.py_buffer(block)]
     )
+
+
+def _inline_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The bytes of short lines as three int32 each, zero-padded past a line's end."""
+    width = np.arange(_INLINE_BYTES)
+    positions = np.minimum(starts[:, None] + width, len(data) - 1)
+    head = np.where(width < lengths[:, None], data[positions], 0)
+    return np.ascontiguousarray(head, np.uint8).view(np.int32)
+
+
+def _prefixes(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The first 4 bytes of each line at ``starts`` (at least 4 bytes long) as one int32."""
+    windows = np.lib.stride_tricks.as_strided(data, (len(data) - 3, 4), (1, 1), writeable=False)
+    return np.ascontiguousarray(windows[starts]).view(np.int32)[:, 0]
 
 
 def _split_lines(
