@@ -8,9 +8,10 @@ typed, ``_extra`` (fields the contract does not know), ``_row_hash``, and ``_fie
 ``_reason`` saying why the row cannot be loaded (NULL when it can); ``payload`` is kept only for
 the rows that cannot (it goes to quarantine).
 
-Each record's contract paths are read by two list extractions (text values by
-``json_extract_string``, JSON objects and timestamps as raw JSON by ``json_extract``); a JSON
-type is read from a raw value's first character, and conversions run vectorized on the values.
+Each record is parsed once by ``from_json`` into the top-level keys the contract paths go through
+(text values unquoted; JSON objects and timestamps as raw JSON), and nested paths are read from
+their parent object's JSON; a JSON type is read from a raw value's first character, and
+conversions run vectorized on the values.
 A record's key list (``json_keys``) tells whether it has keys outside the contract; only such
 records are parsed again, for their ``_extra``.
 """
@@ -215,45 +216,78 @@ def _problem(f: Field, i: int, raw: str) -> str:
 class _Values:
     """How the validation query reads the contract paths of each record."""
 
-    extractions: list[str]  # select items: a list per extraction, NULL when the text is not JSON
-    parsed: str  # a column that is NULL when the text is not JSON
-    columns: list[str]  # per path: ``t{i}`` (text kinds) or ``x{i}`` (raw JSON), from a list
+    record: str  # select item ``r``: the top-level values read; NULL when not a JSON object
+    lists: list[str]  # select items over ``r``: the values of nested paths, a list per source
+    columns: list[str]  # per path: ``t{i}`` (text kinds) or ``x{i}`` (raw JSON)
     raw: list[str]  # per path: its raw JSON text (read again for the text kinds, when needed)
 
 
-def _raw_values(paths: list[str], kinds: list[str]) -> _Values:
-    """SQL reading every path's value, one parse per record for each of two lists.
+def _top_level_fields(segments: list[list[str | int]], kinds: list[str]) -> dict[str, str]:
+    """The record's top-level keys read through ``from_json``, each with its type: text
+    (``VARCHAR``) when only text kinds read the key itself, else raw ``JSON`` (also the
+    parents of nested paths). DuckDB's struct fields ignore case, so of keys differing only
+    in case the first is taken; the others are read from the record."""
+    fields: dict[str, str] = {}
+    for path, kind in zip(segments, kinds, strict=True):
+        key = path[0]
+        if not isinstance(key, str):
+            continue
+        if key not in fields and key.casefold() in {k.casefold() for k in fields}:
+            continue
+        as_text = len(path) == 1 and kind in _TEXT_KINDS
+        fields[key] = "VARCHAR" if as_text and fields.get(key) != "JSON" else "JSON"
+    return fields
 
-    The text kinds' values come from one ``json_extract_string`` (``xs``: NULL when absent or
-    null), the others' raw JSON from one ``json_extract`` (``xj``): writing values out is what
-    costs, and text is cheaper to write than JSON (~0.6 µs per event less than reading every
-    value as JSON and unquoting it). A record is an object, so a path starting with an array
-    index has no value.
+
+def _raw_values(paths: list[str], kinds: list[str]) -> _Values:
+    """SQL reading every path's value: the record parsed once, nested values from their parent.
+
+    ``from_json`` reads the top-level keys the paths go through into one struct (``r``; text
+    values unquoted, the others as raw JSON), one parse of the record; a nested path is read
+    from its parent's JSON text (a fraction of the record, written by that parse, so always
+    valid) by one list extraction per parent and kind. Two list extractions of the whole record
+    cost ~0.4 µs per event more. A record is an object, so a path starting with an array index
+    has no value; a key the struct cannot hold is read from the record itself.
     """
-    readable = {p for p in paths if isinstance(path_segments(p)[0], str)}
-    lists: dict[str, list[str]] = {"xs": [], "xj": []}  # list column → the paths it reads
+    segments = [path_segments(p) for p in paths]
+    fields = _top_level_fields(segments, kinds)
+    lists: dict[tuple[str, bool], list[str]] = {}  # (source, text?) → paths read from it
+    names: dict[tuple[str, bool], str] = {}  # (source, text?) → its list column
     columns, raw = [], []
-    for i, (path, kind) in enumerate(zip(paths, kinds, strict=True)):
-        text = kind in _TEXT_KINDS
-        listed = lists["xs" if text else "xj"]
-        if path in readable and path not in listed:
-            listed.append(path)
+    for i, (path, kind) in enumerate(zip(segments, kinds, strict=True)):
+        text, key = kind in _TEXT_KINDS, path[0]
+        if not isinstance(key, str):
+            value = "null"
+        elif key in fields and len(path) == 1:
+            value = f"struct_extract(r, {_literal(key)})"
+            value = _JSON_TEXT.format(x=value) if text and fields[key] == "JSON" else value
+        else:  # a nested path, from its parent's JSON; or a key the struct cannot hold
+            if key in fields:
+                source, relative = f"struct_extract(r, {_literal(key)})", segments_path(path[1:])
+            else:
+                source, relative = "doc", paths[i]
+            listed = lists.setdefault((source, text), [])
+            if relative not in listed:
+                listed.append(relative)
+            name = names.setdefault((source, text), f"n{len(names)}")
+            value = f"{name}[{listed.index(relative) + 1}]"
+            value = value if text else f"nullif({value}, 'null')"
         if text:
-            value = f"xs[{listed.index(path) + 1}]" if path in readable else "null"
             columns.append(f"cast({value} as varchar) as t{i}")
-            raw.append(f"cast(json_extract(doc, {_literal(path)}) as varchar)")
+            raw.append(f"cast(json_extract(doc, {_literal(paths[i])}) as varchar)")
         else:
-            value = f"nullif(xj[{listed.index(path) + 1}], 'null')" if path in readable else "null"
             columns.append(f"cast({value} as json) as x{i}")
             raw.append(f"cast(x{i} as varchar)")
-    lists = {name: listed for name, listed in lists.items() if listed} or {"xj": ["$"]}
-    function = {"xs": "json_extract_string", "xj": "json_extract"}
+    function = {True: "json_extract_string", False: "json_extract"}
     extractions = [
-        f"case when error is null then try({function[name]}(doc, "
-        f"[{', '.join(_literal(p) for p in listed)}])) end as {name}"
-        for name, listed in lists.items()
+        f"case when r is not null then {function[text]}({source}, "
+        f"[{', '.join(_literal(p) for p in listed)}]) end as {names[source, text]}"
+        for (source, text), listed in lists.items()
     ]
-    return _Values(extractions, next(iter(lists)), columns, raw)
+    # no top-level key read (every path starts with an array index): only whether it parses
+    parse = f"from_json(doc, {_literal(json.dumps(fields))})" if fields else "json_keys(doc)"
+    record = f"case when error is null then try({parse}) end as r"
+    return _Values(record, extractions, columns, raw)
 
 
 #: JSON type of a raw JSON value from its first character (names as DuckDB's ``json_type``).
@@ -365,10 +399,10 @@ def validation_query(contract: Contract, mapping: SourceMapping | None = None) -
             select line_no, payload, error, row_hash, coalesce(record, payload) as doc
             from _incoming
         ),
-        parsed as (select *, {", ".join(values.extractions)} from source),
+        parsed as (select *, {values.record} from source),
         transformed as (
-            select *,
-                   case when {values.parsed} is null then false
+            select *{"".join(", " + item for item in values.lists)},
+                   case when r is null then false
                         when starts_with(doc, '{{') then true
                         else json_type(doc) = 'OBJECT' end as is_object
             from parsed

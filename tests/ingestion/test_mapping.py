@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -430,3 +431,24 @@ def test_mapped_columns_that_differ_only_in_case_load_apart(settings):
             "select crm_customer_id, first_name, last_name, _extra from raw.crm_customers"
         ).fetchone()
     assert row == ("C1", "Ann", "Lee", '{"name":"x"}')
+
+
+def test_a_mapping_of_array_positions_only_still_checks_every_record(settings):
+    """No path reads a top-level key: records are still parsed, and told apart as before."""
+    contract = CONTRACTS["privacy/erasure_requests"]
+    mapping = SourceMapping({f.name: f"$[{n}]" for n, f in enumerate(contract.fields)})
+    path = _write(
+        settings.landing_dir / contract.source_entity / "a.jsonl",
+        '{"request_id": "R1"}\n[1, 2]\n{bad\n',
+    )
+    with connect(settings) as con:
+        lenient = dataclasses.replace(settings, quarantine_max_share=1.0)
+        result = load_batch(con, contract, file_batch(path, settings), lenient, mapping=mapping)
+        reasons = con.execute("select _line_no, reason from quarantine.rows order by 1").fetchall()
+
+    assert (result.rows_read, result.rows_quarantined) == (3, 3)
+    assert reasons == [
+        (1, "missing required field 'request_id'"),
+        (2, "expected a JSON object, found array"),
+        (3, "bad JSON: Expecting property name enclosed in double quotes (column 2)"),
+    ]
